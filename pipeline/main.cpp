@@ -1,0 +1,54 @@
+// The `pipeline` command line.
+#include <CLI/CLI.hpp>
+#include <malloc.h>
+
+#include "pipeline/commands.h"
+#include "pipeline/log.h"
+#include "pipeline/paths.h"
+#include "pipeline/runner.h"
+
+int main(int argc, char** argv) {
+  // Keep freed large blocks in the process: otherwise glibc returns every
+  // step's activations to the kernel and faults them back in on the next.
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+
+  CLI::App app{"pipeline: tracked experiments on bottleneck autoencoders"};
+  app.require_subcommand(1);
+  std::string root;
+  bool verbose = false;
+  app.add_option("--root", root, "output root (default $PIPELINE_HOME, else ./runs)");
+  app.add_flag("-v,--verbose", verbose, "log DEBUG detail");
+
+  pl::RunOptions run;
+  CLI::App* run_cmd = app.add_subcommand("run", "run (or resume) the sweep of an experiment file");
+  run_cmd->add_option("file", run.file, "experiment YAML file")->required();
+  run_cmd->add_option("--set", run.overrides, "override a config key: --set train.epochs=5");
+  run_cmd->add_flag("--dry-run", run.dry_run, "print the runs and their ids, then exit");
+  run_cmd->add_flag("--retry-failed", run.retry_failed, "run failed runs again");
+  run_cmd->add_flag("--force", run.force, "allow a sweep larger than the size cap");
+
+  std::string sweep, format = "table", run_id;
+  CLI::App* status_cmd = app.add_subcommand("status", "progress of sweeps, per run and stage");
+  status_cmd->add_option("sweep", sweep, "sweep name (default: every sweep)");
+  CLI::App* runs_cmd = app.add_subcommand("runs", "list runs with params and final metrics");
+  runs_cmd->add_option("--sweep", sweep, "only this sweep's runs");
+  runs_cmd->add_option("--format", format, "table, csv or json")
+      ->check(CLI::IsMember({"table", "csv", "json"}));
+  CLI::App* show_cmd = app.add_subcommand("show", "config, stages, metrics and files of one run");
+  show_cmd->add_option("run", run_id, "run id or a unique prefix")->required();
+  CLI::App* report_cmd = app.add_subcommand("report", "regenerate a sweep's report");
+  report_cmd->add_option("sweep", sweep, "sweep name")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  if (verbose) pl::set_log_level(pl::Level::kDebug);
+  run.root = root;
+  std::string resolved = pl::resolve_root(root);
+
+  if (*run_cmd) return pl::run_experiment(run);
+  if (*status_cmd) return pl::status_command(resolved, sweep);
+  if (*runs_cmd) return pl::runs_command(resolved, sweep, format);
+  if (*show_cmd) return pl::show_command(resolved, run_id);
+  if (*report_cmd) return pl::report_command(resolved, sweep);
+  return 2;
+}

@@ -1,0 +1,26 @@
+// `pipeline run`: expands an experiment and runs each point's stages
+// (ingest -> train -> evaluate -> modify), then the sweep's report.
+//
+// Safe to repeat: finished stages are skipped, interrupted training resumes
+// from its checkpoint, failed runs are skipped unless retry_failed.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pl {
+
+struct RunOptions {
+  std::string file;
+  std::vector<std::string> overrides;  // --set key=value
+  std::string root;                    // --root (empty: default)
+  bool dry_run = false;
+  bool retry_failed = false;
+  bool force = false;  // allow sweeps above the size cap
+};
+
+// Exit status: 0 every run done, 1 some run failed, 2 bad input (nothing
+// written), 130 stopped by the user (resume by running it again).
+int run_experiment(const RunOptions& options);
+
+}  // namespace pl

@@ -1,0 +1,370 @@
+#include "pipeline/store.h"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <stdexcept>
+
+#include "pipeline/paths.h"
+
+namespace pl {
+namespace {
+
+const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS sweeps (
+  name TEXT PRIMARY KEY, file TEXT, description TEXT, created TEXT, updated TEXT);
+CREATE TABLE IF NOT EXISTS sweep_runs (
+  sweep TEXT NOT NULL, run TEXT NOT NULL, position INTEGER NOT NULL,
+  PRIMARY KEY (sweep, run));
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, config TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+  created TEXT, started TEXT, finished TEXT, seconds REAL DEFAULT 0,
+  host TEXT, pid INTEGER, heartbeat TEXT, error TEXT);
+CREATE TABLE IF NOT EXISTS params (
+  run TEXT NOT NULL, key TEXT NOT NULL, value TEXT, num REAL, PRIMARY KEY (run, key));
+CREATE TABLE IF NOT EXISTS metrics (
+  run TEXT NOT NULL, stage TEXT NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL,
+  value REAL, PRIMARY KEY (run, stage, name, step));
+CREATE TABLE IF NOT EXISTS stages (
+  run TEXT NOT NULL, stage TEXT NOT NULL, key TEXT, status TEXT, started TEXT, finished TEXT,
+  seconds REAL, error TEXT, PRIMARY KEY (run, stage));
+CREATE TABLE IF NOT EXISTS artifacts (
+  run TEXT NOT NULL, path TEXT NOT NULL, kind TEXT, checksum TEXT, bytes INTEGER,
+  PRIMARY KEY (run, path));
+CREATE VIEW IF NOT EXISTS final_metrics AS
+  SELECT m.run, m.stage, m.name, m.step, m.value FROM metrics m
+  WHERE m.step = (SELECT max(step) FROM metrics x
+                  WHERE x.run = m.run AND x.stage = m.stage AND x.name = m.name);
+CREATE VIEW IF NOT EXISTS run_summary AS
+  SELECT r.id AS run, r.status, r.seconds, r.error,
+         (SELECT json_group_object(key, value) FROM params p WHERE p.run = r.id) AS params,
+         (SELECT json_group_object(name, value) FROM final_metrics f WHERE f.run = r.id) AS metrics
+  FROM runs r;
+CREATE VIEW IF NOT EXISTS epoch_metrics AS
+  SELECT run, name, step AS epoch, value FROM metrics WHERE stage = 'train';
+)sql";
+
+std::string now_text() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+// A prepared statement with positional binding, finalized on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const std::string& sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(fmt::format("run database: {} in: {}", sqlite3_errmsg(db), sql));
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  Statement& bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int i, double v) {
+    sqlite3_bind_double(stmt_, i, v);
+    return *this;
+  }
+  Statement& bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Statement& bind_null(int i) {
+    sqlite3_bind_null(stmt_, i);
+    return *this;
+  }
+
+  // True while rows come; throws on error.
+  bool step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw std::runtime_error(fmt::format("run database: {}", sqlite3_errmsg(db_)));
+  }
+  void run() {
+    step();
+    reset();
+  }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  std::string text(int i) {
+    const unsigned char* t = sqlite3_column_text(stmt_, i);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  }
+  double real(int i) { return sqlite3_column_double(stmt_, i); }
+  int64_t integer(int i) { return sqlite3_column_int64(stmt_, i); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+bool parse_number(const std::string& text, double& out) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  out = std::strtod(text.c_str(), &end);
+  return *end == '\0';
+}
+
+}  // namespace
+
+std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
+  std::string path = root + "/pipeline.db";
+  if (read_only && !std::filesystem::exists(path)) {
+    throw std::runtime_error(fmt::format(
+        "{}: no run database here; run an experiment first or point --root at its output", path));
+  }
+  if (!read_only) make_dirs(root);
+
+  sqlite3* db = nullptr;
+  int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+    std::string why = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw std::runtime_error(fmt::format("{}: cannot open the run database: {}", path, why));
+  }
+  std::unique_ptr<Store> store(new Store(db, path));
+  sqlite3_busy_timeout(db, 30000);
+  try {
+    if (!read_only) {
+      store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+      store->exec(kSchema);
+    }
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format(
+        "{}: {}; check that the folder is writable and the file is a pipeline database", path,
+        e.what()));
+  }
+  return store;
+}
+
+Store::Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+
+Store::~Store() { sqlite3_close(db_); }
+
+void Store::exec(const std::string& sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string why = message ? message : "unknown error";
+    sqlite3_free(message);
+    throw std::runtime_error(fmt::format("run database {}: {}", path_, why));
+  }
+}
+
+void Store::put_sweep(const SweepRow& sweep, const std::vector<std::string>& run_ids) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    Statement(db_,
+              "INSERT INTO sweeps (name, file, description, created, updated) VALUES (?,?,?,?,?) "
+              "ON CONFLICT(name) DO UPDATE SET file=excluded.file, "
+              "description=excluded.description, updated=excluded.updated")
+        .bind(1, sweep.name).bind(2, sweep.file).bind(3, sweep.description).bind(4, now_text())
+        .bind(5, now_text()).run();
+    Statement(db_, "DELETE FROM sweep_runs WHERE sweep = ?").bind(1, sweep.name).run();
+    Statement insert(db_, "INSERT INTO sweep_runs (sweep, run, position) VALUES (?,?,?)");
+    for (std::size_t i = 0; i < run_ids.size(); ++i) {
+      insert.bind(1, sweep.name).bind(2, run_ids[i]).bind(3, static_cast<int64_t>(i)).run();
+    }
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+void Store::put_run(const std::string& id, const std::string& config,
+                    const std::map<std::string, std::string>& params) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    Statement(db_, "INSERT OR IGNORE INTO runs (id, config, status, created) VALUES (?,?,?,?)")
+        .bind(1, id).bind(2, config).bind(3, std::string("pending")).bind(4, now_text()).run();
+    Statement insert(db_, "INSERT OR REPLACE INTO params (run, key, value, num) VALUES (?,?,?,?)");
+    for (const auto& [key, value] : params) {
+      double number = 0;
+      insert.bind(1, id).bind(2, key).bind(3, value);
+      if (parse_number(value, number)) insert.bind(4, number);
+      else insert.bind_null(4);
+      insert.run();
+    }
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+std::string Store::run_status(const std::string& id) {
+  Statement select(db_, "SELECT status FROM runs WHERE id = ?");
+  select.bind(1, id);
+  return select.step() ? select.text(0) : "";
+}
+
+void Store::mark_running(const std::string& id) {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  Statement(db_,
+            "UPDATE runs SET status='running', started=coalesce(started, ?), heartbeat=?, host=?, "
+            "pid=?, error=NULL WHERE id=?")
+      .bind(1, now_text()).bind(2, now_text()).bind(3, std::string(host))
+      .bind(4, static_cast<int64_t>(getpid())).bind(5, id).run();
+}
+
+void Store::mark_finished(const std::string& id, const std::string& status,
+                          const std::string& error) {
+  Statement update(db_,
+                   "UPDATE runs SET status=?, finished=?, error=?, seconds=(SELECT "
+                   "coalesce(sum(seconds),0) FROM stages WHERE run=?) WHERE id=?");
+  update.bind(1, status).bind(2, now_text());
+  if (error.empty()) update.bind_null(3);
+  else update.bind(3, error);
+  update.bind(4, id).bind(5, id).run();
+}
+
+bool Store::stage_done(const std::string& run, const std::string& stage, const std::string& key) {
+  Statement select(db_, "SELECT 1 FROM stages WHERE run=? AND stage=? AND key=? AND status='done'");
+  select.bind(1, run).bind(2, stage).bind(3, key);
+  return select.step();
+}
+
+void Store::stage_started(const std::string& run, const std::string& stage,
+                          const std::string& key) {
+  Statement(db_,
+            "INSERT INTO stages (run, stage, key, status, started) VALUES (?,?,?,'running',?) "
+            "ON CONFLICT(run, stage) DO UPDATE SET seconds=CASE WHEN key=excluded.key THEN seconds "
+            "ELSE 0 END, key=excluded.key, status='running', started=excluded.started, error=NULL")
+      .bind(1, run).bind(2, stage).bind(3, key).bind(4, now_text()).run();
+}
+
+void Store::stage_finished(const std::string& run, const std::string& stage,
+                           const std::string& status, double seconds, const std::string& error) {
+  Statement update(db_,
+                   "UPDATE stages SET status=?, finished=?, seconds=coalesce(seconds,0)+?, error=? "
+                   "WHERE run=? AND stage=?");
+  update.bind(1, status).bind(2, now_text()).bind(3, seconds);
+  if (error.empty()) update.bind_null(4);
+  else update.bind(4, error);
+  update.bind(5, run).bind(6, stage).run();
+}
+
+void Store::put_metrics(const std::string& run, const std::string& stage,
+                        const std::vector<Metric>& metrics) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    Statement insert(
+        db_, "INSERT OR REPLACE INTO metrics (run, stage, name, step, value) VALUES (?,?,?,?,?)");
+    for (const Metric& m : metrics) {
+      insert.bind(1, run).bind(2, stage).bind(3, m.name).bind(4, m.step).bind(5, m.value).run();
+    }
+    Statement(db_, "UPDATE runs SET heartbeat=? WHERE id=?").bind(1, now_text()).bind(2, run).run();
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+void Store::put_artifact(const std::string& run, const ArtifactRow& a) {
+  Statement(db_,
+            "INSERT OR REPLACE INTO artifacts (run, path, kind, checksum, bytes) VALUES (?,?,?,?,?)")
+      .bind(1, run).bind(2, a.path).bind(3, a.kind).bind(4, a.checksum).bind(5, a.bytes).run();
+}
+
+std::vector<SweepRow> Store::sweeps() {
+  std::vector<SweepRow> rows;
+  Statement select(db_, "SELECT name, file, description, updated FROM sweeps ORDER BY name");
+  while (select.step()) rows.push_back({select.text(0), select.text(1), select.text(2), select.text(3)});
+  return rows;
+}
+
+std::vector<std::string> Store::sweep_run_ids(const std::string& sweep) {
+  std::vector<std::string> ids;
+  Statement select(db_, "SELECT run FROM sweep_runs WHERE sweep=? ORDER BY position");
+  select.bind(1, sweep);
+  while (select.step()) ids.push_back(select.text(0));
+  return ids;
+}
+
+std::vector<RunRow> Store::runs(const std::string& sweep) {
+  std::vector<RunRow> rows;
+  Statement select(db_, sweep.empty()
+                            ? "SELECT id, status, error, started, finished, seconds FROM runs "
+                              "ORDER BY created, id"
+                            : "SELECT r.id, r.status, r.error, r.started, r.finished, r.seconds "
+                              "FROM runs r JOIN sweep_runs s ON s.run = r.id WHERE s.sweep = ? "
+                              "ORDER BY s.position");
+  if (!sweep.empty()) select.bind(1, sweep);
+  while (select.step()) {
+    RunRow row;
+    row.id = select.text(0);
+    row.status = select.text(1);
+    row.error = select.text(2);
+    row.started = select.text(3);
+    row.finished = select.text(4);
+    row.seconds = select.real(5);
+    rows.push_back(std::move(row));
+  }
+  Statement params(db_, "SELECT key, value FROM params WHERE run=?");
+  Statement metrics(db_, "SELECT name, value FROM final_metrics WHERE run=?");
+  for (RunRow& row : rows) {
+    params.bind(1, row.id);
+    while (params.step()) row.params[params.text(0)] = params.text(1);
+    params.reset();
+    metrics.bind(1, row.id);
+    while (metrics.step()) row.metrics[metrics.text(0)] = metrics.real(1);
+    metrics.reset();
+  }
+  return rows;
+}
+
+std::vector<StageRow> Store::stages(const std::string& run) {
+  std::vector<StageRow> rows;
+  Statement select(db_,
+                   "SELECT stage, key, status, coalesce(error,''), coalesce(seconds,0) FROM stages "
+                   "WHERE run=? ORDER BY CASE stage WHEN 'train' THEN 1 WHEN 'evaluate' THEN 2 "
+                   "WHEN 'modify' THEN 3 ELSE 4 END");
+  select.bind(1, run);
+  while (select.step()) {
+    rows.push_back({select.text(0), select.text(1), select.text(2), select.text(3), select.real(4)});
+  }
+  return rows;
+}
+
+std::vector<ArtifactRow> Store::artifacts(const std::string& run) {
+  std::vector<ArtifactRow> rows;
+  Statement select(db_, "SELECT path, kind, checksum, bytes FROM artifacts WHERE run=? ORDER BY path");
+  select.bind(1, run);
+  while (select.step()) {
+    rows.push_back({select.text(0), select.text(1), select.text(2), select.integer(3)});
+  }
+  return rows;
+}
+
+std::vector<std::pair<int64_t, double>> Store::series(const std::string& run,
+                                                      const std::string& name) {
+  std::vector<std::pair<int64_t, double>> points;
+  Statement select(db_, "SELECT step, value FROM metrics WHERE run=? AND name=? ORDER BY step");
+  select.bind(1, run).bind(2, name);
+  while (select.step()) points.emplace_back(select.integer(0), select.real(1));
+  return points;
+}
+
+std::string Store::run_config(const std::string& run) {
+  Statement select(db_, "SELECT config FROM runs WHERE id=?");
+  select.bind(1, run);
+  return select.step() ? select.text(0) : "";
+}
+
+}  // namespace pl

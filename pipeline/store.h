@@ -1,0 +1,100 @@
+// The run database: runs/pipeline.db, SQLite in WAL mode.
+//
+// Tables: sweeps, sweep_runs, runs, params, metrics, stages, artifacts (see
+// the README's "Run database" section for the schema and views). Every write
+// is one transaction, so a kill at any instant leaves a consistent database.
+// A Store is used from one thread; other processes may open the same file
+// (SQLite's locking, with a busy timeout).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace pl {
+
+struct Metric {
+  std::string name;  // "copy.psnr"
+  int64_t step = 0;  // epoch for training metrics, iteration for modify, 0 otherwise
+  double value = 0;
+};
+
+struct RunRow {
+  std::string id;
+  std::string status;  // pending, running, interrupted, done, failed
+  std::string error;
+  std::string started, finished;
+  double seconds = 0;
+  std::map<std::string, std::string> params;
+  std::map<std::string, double> metrics;  // final value (last step) per name
+};
+
+struct StageRow {
+  std::string stage, key, status, error;
+  double seconds = 0;
+};
+
+struct ArtifactRow {
+  std::string path, kind, checksum;
+  int64_t bytes = 0;
+};
+
+struct SweepRow {
+  std::string name, file, description, updated;
+};
+
+class Store {
+ public:
+  // Opens (creating when absent) `root`/pipeline.db. Throws std::runtime_error
+  // naming the file and the fix when it cannot be opened or written.
+  static std::unique_ptr<Store> open(const std::string& root, bool read_only = false);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // Records the sweep and its current list of runs (replacing an older list).
+  void put_sweep(const SweepRow& sweep, const std::vector<std::string>& run_ids);
+  // Adds the run as 'pending' unless it exists; params are (re)written.
+  void put_run(const std::string& id, const std::string& config,
+               const std::map<std::string, std::string>& params);
+
+  std::string run_status(const std::string& id);
+  void mark_running(const std::string& id);
+  void mark_finished(const std::string& id, const std::string& status, const std::string& error);
+
+  // Stage bookkeeping; a stage is done when its row says so with this key.
+  bool stage_done(const std::string& run, const std::string& stage, const std::string& key);
+  void stage_started(const std::string& run, const std::string& stage, const std::string& key);
+  void stage_finished(const std::string& run, const std::string& stage, const std::string& status,
+                      double seconds, const std::string& error);
+
+  // Writes rows in one transaction; a row for the same (run, stage, name,
+  // step) replaces the old one, so a resumed run never duplicates rows.
+  void put_metrics(const std::string& run, const std::string& stage,
+                   const std::vector<Metric>& metrics);
+  void put_artifact(const std::string& run, const ArtifactRow& artifact);
+
+  std::vector<SweepRow> sweeps();
+  std::vector<std::string> sweep_run_ids(const std::string& sweep);
+  std::vector<RunRow> runs(const std::string& sweep);  // empty sweep: every run
+  std::vector<StageRow> stages(const std::string& run);
+  std::vector<ArtifactRow> artifacts(const std::string& run);
+  // (step, value) pairs of one metric, by step.
+  std::vector<std::pair<int64_t, double>> series(const std::string& run, const std::string& name);
+  std::string run_config(const std::string& run);
+
+ private:
+  Store(sqlite3* db, std::string path);
+  void exec(const std::string& sql);
+
+  sqlite3* db_;
+  std::string path_;
+};
+
+}  // namespace pl

@@ -1,0 +1,286 @@
+#include "stages/report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <ctime>
+#include <filesystem>
+#include <set>
+#include <stdexcept>
+
+#include "pipeline/paths.h"
+#include "stages/image.h"
+
+namespace pl {
+namespace fs = std::filesystem;
+namespace {
+
+// Metrics shown in the table, in this order, when present.
+const std::vector<std::string> kTableMetrics = {
+    "copy.psnr",       "copy.pca_psnr", "copy.efficiency", "copy.psnr_train",
+    "modify.change",   "modify.pull",   "train.loss",      "train.images_per_s"};
+
+std::string escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string number(double v) {
+  if (std::abs(v) >= 1000) return fmt::format("{:.0f}", v);
+  if (std::abs(v) >= 10) return fmt::format("{:.2f}", v);
+  return fmt::format("{:.4f}", v);
+}
+
+// Parameters that differ between the sweep's runs: what the sweep is about.
+std::vector<std::string> varied_params(const std::vector<RunRow>& runs) {
+  std::vector<std::string> keys;
+  if (runs.empty()) return keys;
+  for (const auto& [key, value] : runs.front().params) {
+    if (key == "data.dir" || key == "train.threads") continue;
+    for (const RunRow& run : runs) {
+      auto found = run.params.find(key);
+      if (found == run.params.end() || found->second != value) {
+        keys.push_back(key);
+        break;
+      }
+    }
+  }
+  return keys;
+}
+
+std::string run_label(const RunRow& run) {
+  auto arch = run.params.find("model.architecture");
+  return arch != run.params.end() ? arch->second : run.id;
+}
+
+// Every run's loss per epoch on a log scale, as inline SVG from gnuplot.
+std::string loss_plot(Store& store, const std::vector<RunRow>& runs, const std::string& work) {
+  std::string plot;
+  std::string script = fmt::format(
+      "set terminal svg size 860,420 dynamic enhanced font 'sans,11' background rgb 'white'\n"
+      "set logscale y\nset xlabel 'epoch'\nset ylabel 'training loss (MSE)'\n"
+      "set key outside right\nset grid\nplot ");
+  int lines = 0;
+  for (const RunRow& run : runs) {
+    auto series = store.series(run.id, "train.loss");
+    if (series.empty()) continue;
+    std::string data = work + "/" + run.id + ".dat";
+    std::string text;
+    for (const auto& [step, value] : series) text += fmt::format("{} {}\n", step, value);
+    write_file_atomic(data, text);
+    script += fmt::format("{}'{}' using 1:2 with linespoints title '{} {}'", lines ? ", " : "", data,
+                          run_label(run), run.id.substr(0, 6));
+    ++lines;
+  }
+  if (lines == 0) return "<p>No training losses recorded yet.</p>";
+  write_file_atomic(work + "/loss.gp", script + "\n");
+
+  std::string command = fmt::format("gnuplot '{}/loss.gp' 2>/dev/null", work);
+  std::FILE* pipe = popen(command.c_str(), "r");
+  if (pipe != nullptr) {
+    char buffer[4096];
+    std::size_t got = 0;
+    while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) plot.append(buffer, got);
+    if (pclose(pipe) != 0) plot.clear();
+  }
+  if (plot.find("<svg") == std::string::npos) {
+    return "<p>Loss curves need gnuplot (apt-get install gnuplot-nox); the numbers are in "
+           "runs.csv and the run database.</p>";
+  }
+  return plot.substr(plot.find("<svg"));
+}
+
+std::string embedded_image(const std::string& path, const std::string& alt) {
+  if (!fs::exists(path)) return "";
+  return fmt::format("<img alt=\"{}\" src=\"data:image/png;base64,{}\">", escape(alt),
+                     base64(read_file(path)));
+}
+
+std::string status_summary(const std::vector<RunRow>& runs) {
+  std::map<std::string, int> counts;
+  for (const RunRow& run : runs) ++counts[run.status];
+  std::string text;
+  for (const auto& [status, count] : counts) {
+    text += fmt::format("{}{} {}", text.empty() ? "" : ", ", count, status);
+  }
+  return text;
+}
+
+std::string table(const std::vector<RunRow>& runs, const std::vector<std::string>& varied,
+                  const std::vector<std::string>& metrics) {
+  std::string html = "<table class=\"sortable\"><thead><tr><th>run</th><th>status</th>";
+  for (const std::string& key : varied) html += "<th>" + escape(key) + "</th>";
+  for (const std::string& key : metrics) html += "<th>" + escape(key) + "</th>";
+  html += "<th>seconds</th></tr></thead><tbody>\n";
+  for (const RunRow& run : runs) {
+    html += fmt::format("<tr><td><a href=\"#run-{0}\">{0}</a></td><td class=\"{1}\">{1}</td>",
+                        run.id, run.status);
+    for (const std::string& key : varied) {
+      auto found = run.params.find(key);
+      html += "<td>" + escape(found != run.params.end() ? found->second : "") + "</td>";
+    }
+    for (const std::string& key : metrics) {
+      auto found = run.metrics.find(key);
+      html += found != run.metrics.end()
+                  ? fmt::format("<td data-v=\"{}\">{}</td>", found->second, number(found->second))
+                  : std::string("<td></td>");
+    }
+    html += fmt::format("<td data-v=\"{0}\">{0:.1f}</td></tr>\n", run.seconds);
+  }
+  return html + "</tbody></table>\n";
+}
+
+std::string run_section(Store& store, const RunRow& run, const std::string& root) {
+  std::string html = fmt::format("<section id=\"run-{0}\"><h3>{1} <small>{0}, {2}</small></h3>\n",
+                                 run.id, escape(run_label(run)), run.status);
+  if (!run.error.empty()) html += "<p class=\"error\">" + escape(run.error) + "</p>\n";
+  std::string stages;
+  for (const StageRow& s : store.stages(run.id)) {
+    stages += fmt::format("{}{} {} ({:.1f} s)", stages.empty() ? "" : "; ", s.stage, s.status,
+                          s.seconds);
+  }
+  if (!stages.empty()) html += "<p>Stages: " + escape(stages) + "</p>\n";
+  std::string copy = embedded_image(root + "/" + run.id + "/images/copy.png", "copies");
+  std::string modify = embedded_image(root + "/" + run.id + "/images/modify.png", "modifications");
+  if (!copy.empty() || !modify.empty()) {
+    html += "<div class=\"grids\">";
+    if (!copy.empty()) {
+      html += "<figure>" + copy +
+              "<figcaption>Test pictures of the class (odd rows) and the net's copies "
+              "(even rows)</figcaption></figure>";
+    }
+    if (!modify.empty()) {
+      html += "<figure>" + modify +
+              "<figcaption>Foreign pictures, then after 1 step, then after the last "
+              "step</figcaption></figure>";
+    }
+    html += "</div>\n";
+  }
+  html += "<details><summary>config</summary><pre>" + escape(store.run_config(run.id)) +
+          "</pre></details></section>\n";
+  return html;
+}
+
+const char* kStyle = R"css(
+body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px}
+th{background:#f2f2f2;cursor:pointer}td{text-align:right}td:first-child,td:nth-child(2){text-align:left}
+.failed,.error{color:#b00}.interrupted,.running,.pending{color:#a60}.done{color:#070}
+.banner{background:#fff4d6;border:1px solid #e0b44c;padding:.5em 1em}
+.grids{display:flex;gap:1.5em;flex-wrap:wrap}figure{margin:0}img{image-rendering:pixelated}
+section{border-top:1px solid #ddd;margin-top:1.5em}pre{background:#f7f7f7;padding:.5em}
+)css";
+
+// Sorts a table by the clicked column (numbers by data-v, else text).
+const char* kScript = R"js(
+document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+  th.addEventListener('click', function () {
+    var body = th.closest('table').tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var up = th.dataset.dir !== 'up';
+    th.dataset.dir = up ? 'up' : 'down';
+    function key(r) { var c = r.cells[col]; return c.dataset.v !== undefined ? parseFloat(c.dataset.v) : c.textContent; }
+    rows.sort(function (a, b) { var x = key(a), y = key(b); return (x < y ? -1 : x > y ? 1 : 0) * (up ? 1 : -1); });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+)js";
+
+}  // namespace
+
+std::string runs_csv(const std::vector<RunRow>& runs) {
+  std::set<std::string> params, metrics;
+  for (const RunRow& run : runs) {
+    for (const auto& item : run.params) params.insert(item.first);
+    for (const auto& item : run.metrics) metrics.insert(item.first);
+  }
+  std::string csv = "run,status,seconds";
+  for (const std::string& key : params) csv += "," + csv_field(key);
+  for (const std::string& key : metrics) csv += "," + csv_field(key);
+  csv += ",error\n";
+  for (const RunRow& run : runs) {
+    csv += fmt::format("{},{},{}", run.id, run.status, run.seconds);
+    for (const std::string& key : params) {
+      auto found = run.params.find(key);
+      csv += "," + csv_field(found != run.params.end() ? found->second : "");
+    }
+    for (const std::string& key : metrics) {
+      auto found = run.metrics.find(key);
+      csv += found != run.metrics.end() ? fmt::format(",{}", found->second) : std::string(",");
+    }
+    csv += "," + csv_field(run.error) + "\n";
+  }
+  return csv;
+}
+
+ReportFiles write_report(Store& store, const std::string& root, const std::string& sweep) {
+  std::vector<SweepRow> sweeps = store.sweeps();
+  auto found = std::find_if(sweeps.begin(), sweeps.end(),
+                            [&](const SweepRow& s) { return s.name == sweep; });
+  if (found == sweeps.end()) {
+    throw std::runtime_error(fmt::format(
+        "no sweep named '{}' in {}; `pipeline runs` lists what is there", sweep, store.path()));
+  }
+  std::vector<RunRow> runs = store.runs(sweep);
+  std::string dir = root + "/sweeps/" + sweep;
+  make_dirs(dir + "/plot-data");
+
+  std::vector<std::string> metrics;
+  for (const std::string& key : kTableMetrics) {
+    for (const RunRow& run : runs) {
+      if (run.metrics.count(key) != 0) {
+        metrics.push_back(key);
+        break;
+      }
+    }
+  }
+  int unfinished = 0;
+  for (const RunRow& run : runs) unfinished += run.status != "done";
+
+  std::time_t now = std::time(nullptr);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  std::string html = fmt::format(
+      "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{0}: pipeline "
+      "report</title><style>{1}</style></head><body>\n<h1>Sweep {0}</h1>\n<p>{2}</p>\n"
+      "<p>From <code>{3}</code>, {4} runs ({5}). Generated {6}.</p>\n",
+      escape(sweep), kStyle, escape(found->description), escape(found->file), runs.size(),
+      status_summary(runs), when);
+  if (unfinished > 0) {
+    html += fmt::format(
+        "<p class=\"banner\">{} of {} runs are not done: this page shows the sweep as it stands. "
+        "Run the experiment again to finish it, then <code>pipeline report {}</code>.</p>\n",
+        unfinished, runs.size(), escape(sweep));
+  }
+  html += "<h2>Runs</h2>\n" + table(runs, varied_params(runs), metrics);
+  html += "<p>Click a column heading to sort. Definitions of the metrics: METRICS.md.</p>\n";
+  html += "<h2>Training loss</h2>\n" + loss_plot(store, runs, dir + "/plot-data") + "\n";
+  html += "<h2>Each run</h2>\n";
+  for (const RunRow& run : runs) html += run_section(store, run, root);
+  html += fmt::format("<script>{}</script></body></html>\n", kScript);
+
+  ReportFiles files{dir + "/report.html", dir + "/runs.csv"};
+  write_file_atomic(files.html, html);
+  write_file_atomic(files.csv, runs_csv(runs));
+  return files;
+}
+
+}  // namespace pl

@@ -1,0 +1,53 @@
+// The per-run stages after ingest: train, evaluate, modify.
+//
+// Each takes the run's context and leaves its results in the run folder
+// (checkpoint.h5, images/) and the run database (metrics, artifacts). They
+// talk to each other only through the checkpoint, so any stage can be rerun
+// alone. LibTorch stays inside their implementation files.
+#pragma once
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+
+#include "pipeline/config.h"
+#include "pipeline/store.h"
+#include "stages/ingest.h"
+
+namespace pl {
+
+struct StageContext {
+  const RunConfig& config;
+  const CifarData& data;
+  Store& store;
+  std::string run_dir;    // runs/<run-id>
+  std::string cache_dir;  // shared by runs (PCA bases)
+  const std::atomic<bool>* stop = nullptr;  // set when the user asks to stop
+};
+
+// The training loss became NaN or infinite; the run fails with this reason.
+class TrainingDiverged : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class TrainOutcome { kDone, kInterrupted };
+
+// Trains from the last checkpoint (or from scratch), writing per-epoch
+// metrics and a checkpoint every train.checkpoint_every epochs and at the end.
+// Returns kInterrupted after saving a checkpoint when *stop became true.
+TrainOutcome train_stage(const StageContext& context);
+
+// copy.* metrics (METRICS.md) and images/copy.png.
+void evaluate_stage(const StageContext& context);
+
+// modify.* metrics and images/modify.png.
+void modify_stage(const StageContext& context);
+
+// Records a file the run wrote (with its checksum) in the run database.
+void record_image(const StageContext& context, const std::string& path, const std::string& kind);
+
+// Path of the run's checkpoint.
+std::string checkpoint_path(const StageContext& context);
+
+}  // namespace pl
