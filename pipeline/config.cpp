@@ -27,6 +27,13 @@ struct Located {
 };
 using Assignments = std::map<std::string, Located>;
 
+// Replaces an entry. Never assign one YAML::Node to another: yaml-cpp then
+// rewrites the node they share, which other points still hold.
+void assign(Assignments& assignments, const std::string& key, Located value) {
+  assignments.erase(key);
+  assignments.emplace(key, std::move(value));
+}
+
 std::string show(const YAML::Node& node) {
   if (node.IsScalar()) return "'" + node.Scalar() + "'";
   if (node.IsNull()) return "nothing";
@@ -114,8 +121,7 @@ class Loader {
       }
       std::string path = prefix.empty() ? item.first.Scalar() : prefix + "." + item.first.Scalar();
       if (find_field(path) != nullptr) {
-        out[path] = locate(item.second);
-        out[path].node = item.second;
+        assign(out, path, locate(item.second));
       } else if (item.second.IsMap() && is_section_prefix(path)) {
         flatten(item.second, path, out);
       } else {
@@ -223,34 +229,35 @@ bool convert(const Field& field, const YAML::Node& node, Value& out, std::string
 Assignments defaults() {
   Assignments out;
   for (const Field& field : schema()) {
-    out[field.path] = {YAML::Load(field.default_text.empty() ? "''" : field.default_text),
-                       "default", 0, 0};
+    out.emplace(field.path, Located{YAML::Load(field.default_text.empty() ? "''" : field.default_text),
+                                    "default", 0, 0});
   }
   return out;
 }
 
 void apply_overrides(const std::vector<std::string>& overrides, Assignments& base, Loader& loader) {
   for (const std::string& text : overrides) {
-    Located at{YAML::Node(), "--set", 0, 0};
     std::size_t eq = text.find('=');
     if (eq == std::string::npos || eq == 0) {
-      loader.fail(at, text, "expected key=value, e.g. --set train.epochs=5");
+      loader.fail(Located{YAML::Node(), "--set", 0, 0}, text, "expected key=value, e.g. --set train.epochs=5");
       continue;
     }
     std::string key = text.substr(0, eq);
     if (find_field(key) == nullptr) {
       std::string hint = suggest(key, field_paths());
-      loader.fail(at, key, hint.empty() ? "unknown key" : fmt::format("unknown key; did you mean '{}'?", hint));
+      loader.fail(Located{YAML::Node(), "--set", 0, 0}, key,
+                  hint.empty() ? "unknown key" : fmt::format("unknown key; did you mean '{}'?", hint));
       continue;
     }
+    Located at{YAML::Node(), "--set", 0, 0};
     try {
-      at.node = YAML::Load(text.substr(eq + 1));
-      if (at.node.IsNull()) at.node = YAML::Node(std::string());
+      YAML::Node value = YAML::Load(text.substr(eq + 1));
+      at = Located{value.IsNull() ? YAML::Node(std::string()) : value, "--set", 0, 0};
     } catch (const YAML::Exception& e) {
       loader.fail(at, key, fmt::format("value is not valid YAML: {}", e.msg));
       continue;
     }
-    base[key] = at;
+    assign(base, key, at);
   }
 }
 
@@ -444,6 +451,12 @@ std::vector<Assignments> expand(const YAML::Node& sweep, const Assignments& base
 
   if (sweep["grid"]) {
     Grid grid = read_grid(sweep["grid"], loader);
+    if (grid.keys.empty()) {
+      if (sweep["grid"].IsMap() && sweep["grid"].size() == 0) {
+        loader.fail(sweep["grid"], "sweep.grid", "the sweep has no points: the grid names no keys");
+      }
+      return {};
+    }
     double total = 1;
     for (const auto& v : grid.values) total *= static_cast<double>(v.size());
     if (total > static_cast<double>(max_points)) {
@@ -456,7 +469,9 @@ std::vector<Assignments> expand(const YAML::Node& sweep, const Assignments& base
     std::vector<std::size_t> index(grid.keys.size(), 0);
     for (std::size_t n = 0; n < static_cast<std::size_t>(total); ++n) {
       Assignments point = base;
-      for (std::size_t k = 0; k < grid.keys.size(); ++k) point[grid.keys[k]] = grid.values[k][index[k]];
+      for (std::size_t k = 0; k < grid.keys.size(); ++k) {
+        assign(point, grid.keys[k], grid.values[k][index[k]]);
+      }
       points.push_back(std::move(point));
       for (std::size_t k = grid.keys.size(); k-- > 0;) {  // last key varies fastest
         if (++index[k] < grid.values[k].size()) break;

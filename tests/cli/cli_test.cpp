@@ -1,0 +1,159 @@
+// Command-line tests: the real binary on the real data and on bad inputs.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+
+#include "../test_util.h"
+#include "pipeline/paths.h"
+#include "pipeline/store.h"
+
+namespace pl {
+namespace {
+namespace fs = std::filesystem;
+
+struct Result {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Result run(const std::string& args) {
+  std::string command = std::string(PIPELINE_BINARY) + " " + args + " 2>&1";
+  Result result;
+  std::FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  std::size_t got = 0;
+  while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, got);
+  int status = pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+std::string source(const std::string& path) { return std::string(PIPELINE_SOURCE_DIR) + "/" + path; }
+
+// The real data must be there in CI; elsewhere its tests are skipped with a note.
+bool have_data() {
+  if (!testing::cifar_dir().empty()) return true;
+  if (std::getenv("CI") != nullptr) FAIL("CI must set PIPELINE_CIFAR10 to the CIFAR-10 binary folder");
+  MESSAGE("PIPELINE_CIFAR10 not set: skipping the real-data command-line test");
+  return false;
+}
+
+int64_t count_rows(const std::string& root, const std::string& sql) {
+  std::string command = "sqlite3 '" + root + "/pipeline.db' \"" + sql + "\"";
+  std::FILE* pipe = popen(command.c_str(), "r");
+  char buffer[64] = {0};
+  std::fgets(buffer, sizeof buffer, pipe);
+  pclose(pipe);
+  return std::atoll(buffer);
+}
+
+TEST_CASE("quick.yaml runs end to end on the real data, and a rerun skips it") {
+  if (!have_data()) return;
+  testing::ScratchDir dir;
+  std::string root = dir / "runs";
+  Result first = run("--root " + root + " run " + source("experiments/quick.yaml"));
+  INFO(first.output);
+  REQUIRE(first.status == 0);
+
+  auto store = Store::open(root, true);
+  std::vector<RunRow> runs = store->runs("quick");
+  REQUIRE(runs.size() == 2);
+  for (const RunRow& r : runs) {
+    CHECK(r.status == "done");
+    CHECK(store->series(r.id, "train.loss").size() == 2);
+    CHECK(r.metrics.count("copy.psnr") == 1);
+    CHECK(r.metrics.at("copy.psnr") > 10.0);
+    CHECK(r.metrics.count("copy.pca_mse") == 1);
+    CHECK(r.metrics.count("copy.efficiency") == 1);
+    CHECK(r.metrics.at("modify.change") > 0.0);
+    CHECK(r.metrics.at("modify.pull") > 0.0);
+    CHECK(r.params.at("model.bottleneck") == "16");
+    CHECK(fs::file_size(root + "/" + r.id + "/checkpoint.h5") > 100000);
+    CHECK(fs::exists(root + "/" + r.id + "/images/copy.png"));
+    CHECK(fs::exists(root + "/" + r.id + "/images/modify.png"));
+    CHECK(store->artifacts(r.id).size() == 3);
+  }
+  std::string html = read_file(root + "/sweeps/quick/report.html");
+  CHECK(html.find("data:image/png;base64,") != std::string::npos);
+  CHECK(html.find("<svg") != std::string::npos);
+  std::string csv = read_file(root + "/sweeps/quick/runs.csv");
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 3);
+
+  int64_t rows = count_rows(root, "SELECT count(*) FROM metrics");
+  Result again = run("--root " + root + " run " + source("experiments/quick.yaml"));
+  CHECK(again.status == 0);
+  CHECK(again.output.find("done earlier, skipped") != std::string::npos);
+  CHECK(count_rows(root, "SELECT count(*) FROM metrics") == rows);
+
+  Result listed = run("--root " + root + " runs --sweep quick --format csv");
+  CHECK(listed.status == 0);
+  CHECK(listed.output.find(runs[0].id + ",done") != std::string::npos);
+  Result status = run("--root " + root + " status quick");
+  CHECK(status.output.find("2 runs, 2 done") != std::string::npos);
+  Result shown = run("--root " + root + " show " + runs[0].id.substr(0, 5));
+  CHECK(shown.status == 0);
+  CHECK(shown.output.find("copy.psnr") != std::string::npos);
+  Result report = run("--root " + root + " report quick");
+  CHECK(report.status == 0);
+}
+
+TEST_CASE("--dry-run lists the points with their run ids and writes nothing") {
+  testing::ScratchDir dir;
+  Result result = run("--root " + (dir / "runs") + " run " + source("experiments/width_sweep.yaml") +
+                      " --dry-run");
+  CHECK(result.status == 0);
+  CHECK(result.output.find("5 runs") != std::string::npos);
+  CHECK(std::regex_search(result.output, std::regex("[0-9a-f]{12}  3072-4096-96")));
+  CHECK_FALSE(fs::exists(dir / "runs"));
+}
+
+// A folder of six CIFAR-10 files of the right size (sparse) but one.
+std::string broken_data(const testing::ScratchDir& dir) {
+  std::string data = dir / "data";
+  fs::create_directories(data + "/truncated");
+  fs::create_directories(data + "/python");
+  for (const char* name : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                           "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"}) {
+    testing::write_text(data + "/truncated/" + name, "");
+    fs::resize_file(data + "/truncated/" + name, 30730000);
+  }
+  fs::resize_file(data + "/truncated/data_batch_4.bin", 30000000);
+  testing::write_text(data + "/python/data_batch_1", "\x80\x02pickle");
+  return data;
+}
+
+// Each file in tests/cases/ is a bad input: its "# exit:" and "# error:" lines
+// say what the command must answer; nothing may be written to the store.
+TEST_CASE("every bad-input case gives its error and exit status, and writes nothing") {
+  testing::ScratchDir dir;
+  std::string data = broken_data(dir);
+  int cases = 0;
+  for (const auto& entry : fs::directory_iterator(source("tests/cases"))) {
+    if (entry.path().extension() != ".yaml") continue;
+    std::string text = read_file(entry.path().string());
+    std::smatch exit_line, error_line;
+    REQUIRE(std::regex_search(text, exit_line, std::regex("# exit: (\\d+)")));
+    REQUIRE(std::regex_search(text, error_line, std::regex("# error: (.*)")));
+    int expected_status = std::stoi(exit_line[1]);
+    std::string expected_error = error_line[1];
+    text = std::regex_replace(text, std::regex("@DATA@"), data);
+    std::string file = dir / entry.path().filename().string();
+    testing::write_text(file, text);
+
+    std::string root = dir / ("runs-" + entry.path().stem().string());
+    Result result = run("--root " + root + " run " + file);
+    INFO(entry.path().filename().string() << ":\n" << result.output);
+    CHECK(result.status == expected_status);
+    CHECK(result.output.find(expected_error) != std::string::npos);
+    CHECK_FALSE(fs::exists(root));
+    ++cases;
+  }
+  CHECK(cases >= 6);
+}
+
+}  // namespace
+}  // namespace pl
