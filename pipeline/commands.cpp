@@ -58,9 +58,10 @@ std::string runs_json(const std::vector<RunRow>& runs) {
   std::string out = "[";
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const RunRow& run = runs[i];
-    out += fmt::format("{}\n  {{\"run\": {}, \"status\": {}, \"seconds\": {}, \"error\": {}, \"params\": {{",
-                       i ? "," : "", json_string(run.id), json_string(run.status), run.seconds,
-                       run.error.empty() ? "null" : json_string(run.error));
+    out += fmt::format(
+        "{}\n  {{\"run\": {}, \"status\": {}, \"seconds\": {}, \"error\": {}, \"params\": {{",
+        i ? "," : "", json_string(run.id), json_string(run.status), run.seconds,
+        run.error.empty() ? "null" : json_string(run.error));
     std::string sep;
     for (const auto& [key, value] : run.params) {
       out += sep + json_string(key) + ": " + json_string(value);
@@ -99,8 +100,10 @@ int status_command(const std::string& root, const std::string& sweep) {
     }
     for (const std::string& name : sweeps) {
       std::vector<RunRow> runs = store->runs(name);
-      if (runs.empty()) throw std::runtime_error(fmt::format("no sweep named '{}' in {}", name, store->path()));
-      std::vector<std::vector<std::string>> rows = {{"run", "model", "status", "stage", "epoch", "seconds"}};
+      if (runs.empty())
+        throw std::runtime_error(fmt::format("no sweep named '{}' in {}", name, store->path()));
+      std::vector<std::vector<std::string>> rows = {
+          {"run", "model", "status", "stage", "epoch", "seconds"}};
       std::map<std::string, int> counts;
       for (const RunRow& run : runs) {
         ++counts[run.status];
@@ -157,7 +160,8 @@ int show_command(const std::string& root, const std::string& prefix) {
     for (RunRow& run : store->runs("")) {
       if (run.id.rfind(prefix, 0) == 0) matches.push_back(std::move(run));
     }
-    if (matches.empty()) throw std::runtime_error(fmt::format("no run id starts with '{}'", prefix));
+    if (matches.empty())
+      throw std::runtime_error(fmt::format("no run id starts with '{}'", prefix));
     if (matches.size() > 1) {
       std::string ids;
       for (const RunRow& run : matches) ids += " " + run.id;

@@ -135,8 +135,10 @@ class Loader {
     for (const std::string& section : section_names()) candidates.push_back(section);
     std::string hint = suggest(path, candidates);
     std::string message = "unknown key";
-    if (!hint.empty()) message += fmt::format("; did you mean '{}'?", hint);
-    else message += "; see the keys listed in the README's 'Experiment files' section";
+    if (!hint.empty())
+      message += fmt::format("; did you mean '{}'?", hint);
+    else
+      message += "; see the keys listed in the README's 'Experiment files' section";
     fail(key_node, path, message);
   }
 
@@ -163,11 +165,12 @@ bool convert(const Field& field, const YAML::Node& node, Value& out, std::string
   if (field.type == FieldType::kIntList) {
     std::vector<int64_t> list;
     std::vector<YAML::Node> items;
-    if (node.IsScalar()) items.push_back(node);
+    if (node.IsScalar())
+      items.push_back(node);
     else if (node.IsSequence() && node.size() > 0) {
       for (const YAML::Node& item : node) items.push_back(item);
-    }
-    else return expected();
+    } else
+      return expected();
     for (const YAML::Node& item : items) {
       int64_t v = 0;
       if (!item.IsScalar() || !parse_int(item.Scalar(), v) || !in_range(static_cast<double>(v))) {
@@ -229,8 +232,9 @@ bool convert(const Field& field, const YAML::Node& node, Value& out, std::string
 Assignments defaults() {
   Assignments out;
   for (const Field& field : schema()) {
-    out.emplace(field.path, Located{YAML::Load(field.default_text.empty() ? "''" : field.default_text),
-                                    "default", 0, 0});
+    out.emplace(field.path,
+                Located{YAML::Load(field.default_text.empty() ? "''" : field.default_text),
+                        "default", 0, 0});
   }
   return out;
 }
@@ -239,14 +243,16 @@ void apply_overrides(const std::vector<std::string>& overrides, Assignments& bas
   for (const std::string& text : overrides) {
     std::size_t eq = text.find('=');
     if (eq == std::string::npos || eq == 0) {
-      loader.fail(Located{YAML::Node(), "--set", 0, 0}, text, "expected key=value, e.g. --set train.epochs=5");
+      loader.fail(Located{YAML::Node(), "--set", 0, 0}, text,
+                  "expected key=value, e.g. --set train.epochs=5");
       continue;
     }
     std::string key = text.substr(0, eq);
     if (find_field(key) == nullptr) {
       std::string hint = suggest(key, field_paths());
-      loader.fail(Located{YAML::Node(), "--set", 0, 0}, key,
-                  hint.empty() ? "unknown key" : fmt::format("unknown key; did you mean '{}'?", hint));
+      loader.fail(
+          Located{YAML::Node(), "--set", 0, 0}, key,
+          hint.empty() ? "unknown key" : fmt::format("unknown key; did you mean '{}'?", hint));
       continue;
     }
     Located at{YAML::Node(), "--set", 0, 0};
@@ -352,7 +358,8 @@ DataConfig RunConfig::data() const {
   c.dir = std::get<std::string>(values_.at("data.dir"));
   c.class_name = std::get<std::string>(values_.at("data.class"));
   const auto& names = cifar_class_names();
-  c.class_index = static_cast<int>(std::find(names.begin(), names.end(), c.class_name) - names.begin());
+  c.class_index =
+      static_cast<int>(std::find(names.begin(), names.end(), c.class_name) - names.begin());
   c.train_limit = std::get<int64_t>(values_.at("data.train_limit"));
   c.test_limit = std::get<int64_t>(values_.at("data.test_limit"));
   return c;
@@ -564,8 +571,9 @@ Experiment load_experiment(const std::string& path, const LoadOptions& options) 
     known.insert(known.end(), section_names().begin(), section_names().end());
     std::string hint = suggest(key, known);
     loader.fail(item.first, key,
-                hint.empty() ? fmt::format("unknown key; the top level holds {}", fmt::join(known, ", "))
-                             : fmt::format("unknown key; did you mean '{}'?", hint));
+                hint.empty()
+                    ? fmt::format("unknown key; the top level holds {}", fmt::join(known, ", "))
+                    : fmt::format("unknown key; did you mean '{}'?", hint));
   }
 
   if (!root["name"] || !root["name"].IsScalar() ||

@@ -120,7 +120,7 @@ struct Experiment {
   std::string file;
   std::string name;
   std::string description;
-  std::vector<RunConfig> runs;     // one per distinct sweep point, in file order
+  std::vector<RunConfig> runs;      // one per distinct sweep point, in file order
   std::vector<std::string> varied;  // keys whose value differs between runs
 };
 

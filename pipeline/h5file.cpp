@@ -159,7 +159,8 @@ std::vector<std::string> H5Reader::list(const std::string& group) const {
   H5G_info_t info;
   H5Gget_info(g, &info);
   for (hsize_t i = 0; i < info.nlinks; ++i) {
-    ssize_t size = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    ssize_t size =
+        H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
     std::string name(static_cast<std::size_t>(size), '\0');
     H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), size + 1, H5P_DEFAULT);
     names.push_back(name);

@@ -21,10 +21,11 @@ std::string hash_bytes(const void* data, std::size_t size) {
 std::string hash_file(const std::string& path) {
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
   if (!file) {
-    throw std::runtime_error(fmt::format("{}: cannot open for hashing: {}", path, std::strerror(errno)));
+    throw std::runtime_error(
+        fmt::format("{}: cannot open for hashing: {}", path, std::strerror(errno)));
   }
   std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> state(XXH3_createState(),
-                                                                         XXH3_freeState);
+                                                                        XXH3_freeState);
   XXH3_64bits_reset(state.get());
   std::vector<char> buffer(1 << 20);
   std::size_t got = 0;

@@ -1,6 +1,7 @@
 // The `pipeline` command line.
-#include <CLI/CLI.hpp>
 #include <malloc.h>
+
+#include <CLI/CLI.hpp>
 
 #include "pipeline/commands.h"
 #include "pipeline/log.h"

@@ -54,7 +54,8 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   sync_path(tmp);
   std::error_code ec;
   fs::rename(tmp, path, ec);
-  if (ec) throw std::runtime_error(fmt::format("{}: cannot rename into place: {}", path, ec.message()));
+  if (ec)
+    throw std::runtime_error(fmt::format("{}: cannot rename into place: {}", path, ec.message()));
 }
 
 std::string read_file(const std::string& path) {

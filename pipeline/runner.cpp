@@ -45,10 +45,10 @@ Keys stage_keys(const RunConfig& config, const std::string& data_key) {
   Keys keys;
   keys.train = hash_text(fmt::format("{}\n{}\n{}{}", kTrainVersion, data_key,
                                      config.section_text("model"), config.section_text("train")));
-  keys.evaluate = hash_text(fmt::format("{}\n{}\n{}", kEvaluateVersion, keys.train,
-                                        config.section_text("evaluate")));
-  keys.modify = hash_text(fmt::format("{}\n{}\n{}", kModifyVersion, keys.train,
-                                      config.section_text("modify")));
+  keys.evaluate = hash_text(
+      fmt::format("{}\n{}\n{}", kEvaluateVersion, keys.train, config.section_text("evaluate")));
+  keys.modify = hash_text(
+      fmt::format("{}\n{}\n{}", kModifyVersion, keys.train, config.section_text("modify")));
   return keys;
 }
 
@@ -62,11 +62,44 @@ std::map<std::string, std::string> params_of(const RunConfig& config) {
   return params;
 }
 
+using DataMap = std::map<std::string, std::unique_ptr<CifarData>>;
+
+std::string data_slice(const RunConfig& config) {
+  return config.section_text("data") + config.data().dir;
+}
+
+// Reads every data config of the sweep before anything is written, so bad
+// data stops the command with the store untouched.
+DataMap read_data(const Experiment& experiment, const std::string& cache_dir) {
+  DataMap data;
+  for (const RunConfig& run : experiment.runs) {
+    std::string slice = data_slice(run);
+    if (data.count(slice) != 0) continue;
+    DataConfig config = run.data();
+    auto start = std::chrono::steady_clock::now();
+    auto set = std::make_unique<CifarData>(ingest_cifar(config, cache_dir));
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    info("ingest: {} training and {} test images of class '{}', {} foreign, {:.2f} s{}",
+         set->train.count, set->test.count, config.class_name, set->foreign.count, seconds,
+         set->from_cache ? " (cached)" : "");
+    if (set->train.count == 0 || set->test.count == 0) {
+      throw DataError(fmt::format("class '{}' has no images in {}", config.class_name, config.dir));
+    }
+    data.emplace(slice, std::move(set));
+  }
+  return data;
+}
+
 class SweepRunner {
  public:
   SweepRunner(const Experiment& experiment, const RunOptions& options, Store& store,
-              std::string root)
-      : experiment_(experiment), options_(options), store_(store), root_(std::move(root)) {}
+              std::string root, DataMap& data)
+      : experiment_(experiment),
+        options_(options),
+        store_(store),
+        root_(std::move(root)),
+        data_(data) {}
 
   // Returns the number of failed runs; throws Interrupted.
   int run_all() {
@@ -151,26 +184,16 @@ class SweepRunner {
 
   // Data is read once per data config and shared by the runs that use it.
   const CifarData& ingest(const RunConfig& config) {
-    std::string slice = config.section_text("data") + config.data().dir;
-    auto found = data_.find(slice);
-    if (found != data_.end()) return *found->second;
-    auto start = std::chrono::steady_clock::now();
-    auto data = std::make_unique<CifarData>(ingest_cifar(config.data(), root_ + "/cache"));
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    info("ingest: {} training and {} test images of class '{}', {} foreign, {:.2f} s",
-         data->train.count, data->test.count, config.data().class_name, data->foreign.count, seconds);
-    if (data->train.count == 0 || data->test.count == 0) {
-      throw DataError(fmt::format("class '{}' has no images in {}", config.data().class_name,
-                                  config.data().dir));
-    }
-    return *data_.emplace(slice, std::move(data)).first->second;
+    auto found = data_.find(data_slice(config));
+    if (found == data_.end()) throw std::logic_error("data was not read before the runs");
+    return *found->second;
   }
 
   const Experiment& experiment_;
   const RunOptions& options_;
   Store& store_;
   std::string root_;
-  std::map<std::string, std::unique_ptr<CifarData>> data_;
+  DataMap& data_;
 };
 
 void print_dry_run(const Experiment& experiment) {
@@ -204,16 +227,16 @@ int run_experiment(const RunOptions& options) {
   }
 
   // Bad data is reported before anything is written.
-  for (const RunConfig& run : experiment.runs) {
-    try {
-      check_cifar_folder(run.data().dir);
-    } catch (const DataError& e) {
-      error("{}", e.what());
-      return 2;
-    }
+  std::string root = resolve_root(options.root);
+  std::string cache_dir = root + "/cache";
+  DataMap data;
+  try {
+    data = read_data(experiment, cache_dir);
+  } catch (const std::exception& e) {
+    error("{}", e.what());
+    return 2;
   }
 
-  std::string root = resolve_root(options.root);
   std::unique_ptr<Store> store;
   try {
     store = Store::open(root);
@@ -223,6 +246,9 @@ int run_experiment(const RunOptions& options) {
   }
   info("sweep '{}': {} runs from {}, output in {}", experiment.name, experiment.runs.size(),
        experiment.file, root);
+  for (const auto& item : data) {
+    if (!item.second->from_cache) save_cifar_cache(*item.second, cache_dir);
+  }
   std::vector<std::string> ids;
   for (const RunConfig& run : experiment.runs) {
     ids.push_back(run.id());
@@ -232,7 +258,7 @@ int run_experiment(const RunOptions& options) {
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  SweepRunner runner(experiment, options, *store, root);
+  SweepRunner runner(experiment, options, *store, root, data);
   int failed = 0;
   int status = 0;
   try {

@@ -13,14 +13,14 @@ namespace pl {
 enum class FieldType { kInt, kFloat, kBool, kString, kIntList, kChoice };
 
 struct Field {
-  std::string path;          // "train.epochs"
+  std::string path;  // "train.epochs"
   FieldType type;
-  std::string default_text;  // YAML text of the default ("" for an empty string)
-  std::string help;          // what is accepted, for error messages
+  std::string default_text;          // YAML text of the default ("" for an empty string)
+  std::string help;                  // what is accepted, for error messages
   std::vector<std::string> choices;  // kChoice only
-  double min = -1e300;       // inclusive bounds for numbers and list elements
+  double min = -1e300;               // inclusive bounds for numbers and list elements
   double max = 1e300;
-  bool identity = true;      // part of the run id (false: execution settings only)
+  bool identity = true;  // part of the run id (false: execution settings only)
 };
 
 // All fields, sorted by path.

@@ -144,9 +144,9 @@ std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
       store->exec(kSchema);
     }
   } catch (const std::exception& e) {
-    throw std::runtime_error(fmt::format(
-        "{}: {}; check that the folder is writable and the file is a pipeline database", path,
-        e.what()));
+    throw std::runtime_error(
+        fmt::format("{}: {}; check that the folder is writable and the file is a pipeline database",
+                    path, e.what()));
   }
   return store;
 }
@@ -171,8 +171,12 @@ void Store::put_sweep(const SweepRow& sweep, const std::vector<std::string>& run
               "INSERT INTO sweeps (name, file, description, created, updated) VALUES (?,?,?,?,?) "
               "ON CONFLICT(name) DO UPDATE SET file=excluded.file, "
               "description=excluded.description, updated=excluded.updated")
-        .bind(1, sweep.name).bind(2, sweep.file).bind(3, sweep.description).bind(4, now_text())
-        .bind(5, now_text()).run();
+        .bind(1, sweep.name)
+        .bind(2, sweep.file)
+        .bind(3, sweep.description)
+        .bind(4, now_text())
+        .bind(5, now_text())
+        .run();
     Statement(db_, "DELETE FROM sweep_runs WHERE sweep = ?").bind(1, sweep.name).run();
     Statement insert(db_, "INSERT INTO sweep_runs (sweep, run, position) VALUES (?,?,?)");
     for (std::size_t i = 0; i < run_ids.size(); ++i) {
@@ -190,13 +194,19 @@ void Store::put_run(const std::string& id, const std::string& config,
   exec("BEGIN IMMEDIATE");
   try {
     Statement(db_, "INSERT OR IGNORE INTO runs (id, config, status, created) VALUES (?,?,?,?)")
-        .bind(1, id).bind(2, config).bind(3, std::string("pending")).bind(4, now_text()).run();
+        .bind(1, id)
+        .bind(2, config)
+        .bind(3, std::string("pending"))
+        .bind(4, now_text())
+        .run();
     Statement insert(db_, "INSERT OR REPLACE INTO params (run, key, value, num) VALUES (?,?,?,?)");
     for (const auto& [key, value] : params) {
       double number = 0;
       insert.bind(1, id).bind(2, key).bind(3, value);
-      if (parse_number(value, number)) insert.bind(4, number);
-      else insert.bind_null(4);
+      if (parse_number(value, number))
+        insert.bind(4, number);
+      else
+        insert.bind_null(4);
       insert.run();
     }
     exec("COMMIT");
@@ -218,8 +228,12 @@ void Store::mark_running(const std::string& id) {
   Statement(db_,
             "UPDATE runs SET status='running', started=coalesce(started, ?), heartbeat=?, host=?, "
             "pid=?, error=NULL WHERE id=?")
-      .bind(1, now_text()).bind(2, now_text()).bind(3, std::string(host))
-      .bind(4, static_cast<int64_t>(getpid())).bind(5, id).run();
+      .bind(1, now_text())
+      .bind(2, now_text())
+      .bind(3, std::string(host))
+      .bind(4, static_cast<int64_t>(getpid()))
+      .bind(5, id)
+      .run();
 }
 
 void Store::mark_finished(const std::string& id, const std::string& status,
@@ -228,8 +242,10 @@ void Store::mark_finished(const std::string& id, const std::string& status,
                    "UPDATE runs SET status=?, finished=?, error=?, seconds=(SELECT "
                    "coalesce(sum(seconds),0) FROM stages WHERE run=?) WHERE id=?");
   update.bind(1, status).bind(2, now_text());
-  if (error.empty()) update.bind_null(3);
-  else update.bind(3, error);
+  if (error.empty())
+    update.bind_null(3);
+  else
+    update.bind(3, error);
   update.bind(4, id).bind(5, id).run();
 }
 
@@ -245,7 +261,11 @@ void Store::stage_started(const std::string& run, const std::string& stage,
             "INSERT INTO stages (run, stage, key, status, started) VALUES (?,?,?,'running',?) "
             "ON CONFLICT(run, stage) DO UPDATE SET seconds=CASE WHEN key=excluded.key THEN seconds "
             "ELSE 0 END, key=excluded.key, status='running', started=excluded.started, error=NULL")
-      .bind(1, run).bind(2, stage).bind(3, key).bind(4, now_text()).run();
+      .bind(1, run)
+      .bind(2, stage)
+      .bind(3, key)
+      .bind(4, now_text())
+      .run();
 }
 
 void Store::stage_finished(const std::string& run, const std::string& stage,
@@ -254,8 +274,10 @@ void Store::stage_finished(const std::string& run, const std::string& stage,
                    "UPDATE stages SET status=?, finished=?, seconds=coalesce(seconds,0)+?, error=? "
                    "WHERE run=? AND stage=?");
   update.bind(1, status).bind(2, now_text()).bind(3, seconds);
-  if (error.empty()) update.bind_null(4);
-  else update.bind(4, error);
+  if (error.empty())
+    update.bind_null(4);
+  else
+    update.bind(4, error);
   update.bind(5, run).bind(6, stage).run();
 }
 
@@ -277,15 +299,21 @@ void Store::put_metrics(const std::string& run, const std::string& stage,
 }
 
 void Store::put_artifact(const std::string& run, const ArtifactRow& a) {
-  Statement(db_,
-            "INSERT OR REPLACE INTO artifacts (run, path, kind, checksum, bytes) VALUES (?,?,?,?,?)")
-      .bind(1, run).bind(2, a.path).bind(3, a.kind).bind(4, a.checksum).bind(5, a.bytes).run();
+  Statement(
+      db_, "INSERT OR REPLACE INTO artifacts (run, path, kind, checksum, bytes) VALUES (?,?,?,?,?)")
+      .bind(1, run)
+      .bind(2, a.path)
+      .bind(3, a.kind)
+      .bind(4, a.checksum)
+      .bind(5, a.bytes)
+      .run();
 }
 
 std::vector<SweepRow> Store::sweeps() {
   std::vector<SweepRow> rows;
   Statement select(db_, "SELECT name, file, description, updated FROM sweeps ORDER BY name");
-  while (select.step()) rows.push_back({select.text(0), select.text(1), select.text(2), select.text(3)});
+  while (select.step())
+    rows.push_back({select.text(0), select.text(1), select.text(2), select.text(3)});
   return rows;
 }
 
@@ -337,14 +365,16 @@ std::vector<StageRow> Store::stages(const std::string& run) {
                    "WHEN 'modify' THEN 3 ELSE 4 END");
   select.bind(1, run);
   while (select.step()) {
-    rows.push_back({select.text(0), select.text(1), select.text(2), select.text(3), select.real(4)});
+    rows.push_back(
+        {select.text(0), select.text(1), select.text(2), select.text(3), select.real(4)});
   }
   return rows;
 }
 
 std::vector<ArtifactRow> Store::artifacts(const std::string& run) {
   std::vector<ArtifactRow> rows;
-  Statement select(db_, "SELECT path, kind, checksum, bytes FROM artifacts WHERE run=? ORDER BY path");
+  Statement select(db_,
+                   "SELECT path, kind, checksum, bytes FROM artifacts WHERE run=? ORDER BY path");
   select.bind(1, run);
   while (select.step()) {
     rows.push_back({select.text(0), select.text(1), select.text(2), select.integer(3)});

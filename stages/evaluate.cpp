@@ -37,9 +37,9 @@ void write_rows(const std::string& path, const std::vector<torch::Tensor>& sets,
 }  // namespace
 
 void record_image(const StageContext& context, const std::string& path, const std::string& kind) {
-  context.store.put_artifact(context.config.id(),
-                             {path, kind, hash_file(path),
-                              static_cast<int64_t>(std::filesystem::file_size(path))});
+  context.store.put_artifact(
+      context.config.id(),
+      {path, kind, hash_file(path), static_cast<int64_t>(std::filesystem::file_size(path))});
 }
 
 void write_image_rows(const std::string& path, const torch::Tensor& originals,

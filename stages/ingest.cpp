@@ -58,7 +58,8 @@ void ImageSet::append(const uint8_t* record) {
 ImageSet read_cifar_file(const std::string& path, int64_t expected_records) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
-    throw DataError(fmt::format("{}: is a folder, expected a CIFAR-10 batch file; {}", path, kWhere));
+    throw DataError(
+        fmt::format("{}: is a folder, expected a CIFAR-10 batch file; {}", path, kWhere));
   }
   if (!fs::exists(path, ec)) throw DataError(fmt::format("{}: no such file; {}", path, kWhere));
   auto size = static_cast<int64_t>(fs::file_size(path, ec));
@@ -106,7 +107,8 @@ void check_cifar_folder(const std::string& dir) {
   if (!fs::is_directory(dir, ec)) {
     throw DataError(fmt::format("CIFAR-10 folder '{}' is a file, not a folder; {}", dir, kWhere));
   }
-  if (fs::exists(fs::path(dir) / "data_batch_1", ec) && !fs::exists(fs::path(dir) / kFiles[0], ec)) {
+  if (fs::exists(fs::path(dir) / "data_batch_1", ec) &&
+      !fs::exists(fs::path(dir) / kFiles[0], ec)) {
     throw DataError(fmt::format(
         "'{}' holds the CIFAR-10 python version (data_batch_1 without .bin); the tool reads the "
         "binary version: download cifar-10-binary.tar.gz",
@@ -115,7 +117,8 @@ void check_cifar_folder(const std::string& dir) {
   for (const char* name : kFiles) {
     std::string path = (fs::path(dir) / name).string();
     if (fs::is_directory(path, ec)) {
-      throw DataError(fmt::format("{}: is a folder, expected a CIFAR-10 batch file; {}", path, kWhere));
+      throw DataError(
+          fmt::format("{}: is a folder, expected a CIFAR-10 batch file; {}", path, kWhere));
     }
     if (!fs::exists(path, ec)) throw DataError(fmt::format("{}: missing; {}", path, kWhere));
     auto size = static_cast<int64_t>(fs::file_size(path, ec));
@@ -148,6 +151,7 @@ CifarData ingest_cifar(const DataConfig& config, const std::string& cache_dir) {
       data.train = load_set(in, "train");
       data.test = load_set(in, "test");
       data.foreign = load_set(in, "foreign");
+      data.from_cache = true;
       return data;
     } catch (const std::exception&) {
       // A damaged cache is rebuilt from the source files below.
@@ -171,15 +175,16 @@ CifarData ingest_cifar(const DataConfig& config, const std::string& cache_dir) {
     }
   }
 
-  if (!cache.empty()) {
-    make_dirs(cache_dir);
-    H5Writer out(cache);
-    save_set(out, "train", data.train);
-    save_set(out, "test", data.test);
-    save_set(out, "foreign", data.foreign);
-    out.commit();
-  }
   return data;
+}
+
+void save_cifar_cache(const CifarData& data, const std::string& cache_dir) {
+  make_dirs(cache_dir);
+  H5Writer out(cache_dir + "/cifar-" + data.key + ".h5");
+  save_set(out, "train", data.train);
+  save_set(out, "test", data.test);
+  save_set(out, "foreign", data.foreign);
+  out.commit();
 }
 
 }  // namespace pl

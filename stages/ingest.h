@@ -17,7 +17,7 @@ namespace pl {
 
 constexpr int64_t kImageSide = 32;
 constexpr int64_t kImageValues = 3 * kImageSide * kImageSide;  // 3072
-constexpr int64_t kRecordBytes = kImageValues + 1;              // 3073
+constexpr int64_t kRecordBytes = kImageValues + 1;             // 3073
 constexpr int64_t kRecordsPerFile = 10000;
 
 // A data file or folder that cannot be used; the message names it and the fix.
@@ -40,6 +40,7 @@ struct CifarData {
   ImageSet test;     // test images of the class (first test_limit)
   ImageSet foreign;  // test images of every other class, in file order
   std::string key;   // identifies this data config and the files' state
+  bool from_cache = false;
 };
 
 // Reads one batch file, checking its size and labels. `expected_records` of 0
@@ -50,7 +51,11 @@ ImageSet read_cifar_file(const std::string& path, int64_t expected_records = kRe
 // the official size. Throws DataError naming the file and the fix.
 void check_cifar_folder(const std::string& dir);
 
-// Reads (or loads from `cache_dir`, when not empty) the data of `config`.
+// Reads the data of `config`, from the cache in `cache_dir` when one is there
+// (an empty `cache_dir` reads the files). Writes nothing.
 CifarData ingest_cifar(const DataConfig& config, const std::string& cache_dir);
+
+// Saves `data` in `cache_dir` for later runs with the same data config.
+void save_cifar_cache(const CifarData& data, const std::string& cache_dir);
 
 }  // namespace pl

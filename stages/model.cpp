@@ -41,7 +41,9 @@ AutoencoderImpl::AutoencoderImpl(const ModelConfig& config) {
   decoder = register_module("decoder", stack(back, config.activation, config.output_activation));
 }
 
-torch::Tensor AutoencoderImpl::forward(const torch::Tensor& x) { return decoder->forward(encoder->forward(x)); }
+torch::Tensor AutoencoderImpl::forward(const torch::Tensor& x) {
+  return decoder->forward(encoder->forward(x));
+}
 torch::Tensor AutoencoderImpl::encode(const torch::Tensor& x) { return encoder->forward(x); }
 torch::Tensor AutoencoderImpl::decode(const torch::Tensor& z) { return decoder->forward(z); }
 
@@ -157,7 +159,8 @@ TrainPosition load_checkpoint(const std::string& path, Autoencoder& model, Optim
         std::vector<std::string> names = optimizer->state_names();
         for (std::size_t s = 0; s < names.size(); ++s) {
           Array<float> t = in.read_float("optimizer/" + item.key() + "." + names[s]);
-          optimizer->state()[index][s].copy_(torch::from_blob(t.data.data(), t.shape, torch::kFloat32));
+          optimizer->state()[index][s].copy_(
+              torch::from_blob(t.data.data(), t.shape, torch::kFloat32));
         }
       }
       ++index;
@@ -183,7 +186,8 @@ torch::Tensor to_tensor(const uint8_t* bytes, int64_t count) {
 }
 
 int use_threads(int threads) {
-  int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int n =
+      threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
   return n;
 }

@@ -56,9 +56,9 @@ class Optimizer {
 
 // Where training stands, saved with the weights so a run resumes exactly.
 struct TrainPosition {
-  int64_t epoch = 0;       // epochs completed
-  int64_t next_batch = 0;  // batches of epoch+1 already done (interrupted mid-epoch)
-  double partial_loss = 0; // sum of batch losses x batch sizes in that epoch so far
+  int64_t epoch = 0;           // epochs completed
+  int64_t next_batch = 0;      // batches of epoch+1 already done (interrupted mid-epoch)
+  double partial_loss = 0;     // sum of batch losses x batch sizes in that epoch so far
   std::vector<double> losses;  // mean training loss of each completed epoch
 };
 
@@ -102,7 +102,8 @@ struct PcaBasis {
 
 // PCA of `images` ([n, d] float), cached in `cache_dir` under `key` when
 // both are not empty.
-PcaBasis pca_basis(const torch::Tensor& images, const std::string& cache_dir, const std::string& key);
+PcaBasis pca_basis(const torch::Tensor& images, const std::string& cache_dir,
+                   const std::string& key);
 
 // Writes a PNG of `count` originals ([n, 3072] in [-1, 1]), each row of
 // originals followed by rows of the same pictures from each of `versions`.

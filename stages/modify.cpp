@@ -23,7 +23,9 @@ torch::Tensor nearest_distance(const torch::Tensor& a, const torch::Tensor& b) {
   return torch::cat(parts);
 }
 
-double rms(const torch::Tensor& t) { return t.to(torch::kFloat64).pow(2).mean().sqrt().item<double>(); }
+double rms(const torch::Tensor& t) {
+  return t.to(torch::kFloat64).pow(2).mean().sqrt().item<double>();
+}
 
 }  // namespace
 
@@ -58,8 +60,8 @@ void modify_stage(const StageContext& context) {
   }
   if (cfg.steps > 1) shown.push_back(x);
   context.store.put_metrics(context.config.id(), "modify", metrics);
-  info("modify: after {} steps change {:.3f}, pull {:.3f}", cfg.steps, metrics[metrics.size() - 2].value,
-       metrics.back().value);
+  info("modify: after {} steps change {:.3f}, pull {:.3f}", cfg.steps,
+       metrics[metrics.size() - 2].value, metrics.back().value);
 
   std::string path = context.run_dir + "/images/modify.png";
   write_image_rows(path, start, shown, context.config.report_images());

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <map>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -19,18 +19,27 @@ namespace {
 
 // Metrics shown in the table, in this order, when present.
 const std::vector<std::string> kTableMetrics = {
-    "copy.psnr",       "copy.pca_psnr", "copy.efficiency", "copy.psnr_train",
-    "modify.change",   "modify.pull",   "train.loss",      "train.images_per_s"};
+    "copy.psnr",     "copy.pca_psnr", "copy.efficiency", "copy.psnr_train",
+    "modify.change", "modify.pull",   "train.loss",      "train.images_per_s"};
 
 std::string escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -86,8 +95,8 @@ std::string loss_plot(Store& store, const std::vector<RunRow>& runs, const std::
     std::string text;
     for (const auto& [step, value] : series) text += fmt::format("{} {}\n", step, value);
     write_file_atomic(data, text);
-    script += fmt::format("{}'{}' using 1:2 with linespoints title '{} {}'", lines ? ", " : "", data,
-                          run_label(run), run.id.substr(0, 6));
+    script += fmt::format("{}'{}' using 1:2 with linespoints title '{} {}'", lines ? ", " : "",
+                          data, run_label(run), run.id.substr(0, 6));
     ++lines;
   }
   if (lines == 0) return "<p>No training losses recorded yet.</p>";
@@ -154,8 +163,8 @@ std::string run_section(Store& store, const RunRow& run, const std::string& root
   if (!run.error.empty()) html += "<p class=\"error\">" + escape(run.error) + "</p>\n";
   std::string stages;
   for (const StageRow& s : store.stages(run.id)) {
-    stages += fmt::format("{}{} {} ({:.1f} s)", stages.empty() ? "" : "; ", s.stage, s.status,
-                          s.seconds);
+    stages +=
+        fmt::format("{}{} {} ({:.1f} s)", stages.empty() ? "" : "; ", s.stage, s.status, s.seconds);
   }
   if (!stages.empty()) html += "<p>Stages: " + escape(stages) + "</p>\n";
   std::string copy = embedded_image(root + "/" + run.id + "/images/copy.png", "copies");

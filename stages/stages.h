@@ -20,8 +20,8 @@ struct StageContext {
   const RunConfig& config;
   const CifarData& data;
   Store& store;
-  std::string run_dir;    // runs/<run-id>
-  std::string cache_dir;  // shared by runs (PCA bases)
+  std::string run_dir;                      // runs/<run-id>
+  std::string cache_dir;                    // shared by runs (PCA bases)
   const std::atomic<bool>* stop = nullptr;  // set when the user asks to stop
 };
 

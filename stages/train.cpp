@@ -18,7 +18,8 @@ using Clock = std::chrono::steady_clock;
 // The order of an epoch's batches depends only on (seed, epoch), so a run
 // resumed at any epoch sees the same order as one left alone.
 std::vector<int64_t> epoch_order(int64_t count, int64_t seed, int64_t epoch) {
-  std::mt19937_64 rng(static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch));
+  std::mt19937_64 rng(static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ull +
+                      static_cast<uint64_t>(epoch));
   std::vector<int64_t> order(static_cast<std::size_t>(count));
   for (int64_t i = 0; i < count; ++i) order[i] = i;
   for (int64_t i = count - 1; i > 0; --i) {
@@ -84,7 +85,8 @@ TrainOutcome train_stage(const StageContext& context) {
   info("model {} ({} parameters), {} threads, {} training images", context.config.architecture(),
        model->parameter_count(), threads, context.data.train.count);
 
-  torch::Tensor images = to_tensor(context.data.train.pixels.data(), context.data.train.count).to(device);
+  torch::Tensor images =
+      to_tensor(context.data.train.pixels.data(), context.data.train.count).to(device);
   const int64_t count = images.size(0);
   const int64_t batches = (count + cfg.batch_size - 1) / cfg.batch_size;
   torch::Tensor batch = torch::empty({cfg.batch_size, images.size(1)}, images.options());
@@ -98,7 +100,8 @@ TrainOutcome train_stage(const StageContext& context) {
     for (int64_t b = first_batch; b < batches; ++b) {
       int64_t begin = b * cfg.batch_size;
       int64_t size = std::min(cfg.batch_size, count - begin);
-      torch::Tensor index = torch::from_blob(order.data() + begin, {size}, index_options).to(device);
+      torch::Tensor index =
+          torch::from_blob(order.data() + begin, {size}, index_options).to(device);
       torch::Tensor x = batch.narrow(0, 0, size);
       torch::index_select_out(x, images, 0, index);
 
@@ -109,9 +112,9 @@ TrainOutcome train_stage(const StageContext& context) {
       double value = loss.item<double>();
       position.partial_loss += value * static_cast<double>(size);
       if (!std::isfinite(value)) {
-        throw TrainingDiverged(fmt::format(
-            "training loss became {} at epoch {}, batch {}; lower train.lr (now {})", value, epoch,
-            b + 1, cfg.lr));
+        throw TrainingDiverged(
+            fmt::format("training loss became {} at epoch {}, batch {}; lower train.lr (now {})",
+                        value, epoch, b + 1, cfg.lr));
       }
       position.next_batch = b + 1;
 
@@ -128,8 +131,10 @@ TrainOutcome train_stage(const StageContext& context) {
         double elapsed = std::chrono::duration<double>(now - start).count();
         double rate = static_cast<double>((b + 1 - first_batch) * cfg.batch_size) / elapsed;
         double left = (static_cast<double>(batches - b - 1) * cfg.batch_size +
-                       static_cast<double>((cfg.epochs - epoch) * count)) / rate;
-        show_progress(epoch, cfg.epochs, b + 1, batches, position.partial_loss / ((b + 1) * cfg.batch_size), rate, left);
+                       static_cast<double>((cfg.epochs - epoch) * count)) /
+                      rate;
+        show_progress(epoch, cfg.epochs, b + 1, batches,
+                      position.partial_loss / ((b + 1) * cfg.batch_size), rate, left);
       }
     }
 
@@ -141,11 +146,12 @@ TrainOutcome train_stage(const StageContext& context) {
     position.next_batch = 0;
     position.partial_loss = 0;
     clear_progress_line();
-    context.store.put_metrics(run, "train", {{"train.loss", epoch, epoch_loss},
-                                             {"train.images_per_s", epoch, rate},
-                                             {"train.epoch_seconds", epoch, seconds}});
-    info("epoch {}/{}: loss {:.6f}, {:.0f} images/s, {:.1f} s", epoch, cfg.epochs, epoch_loss,
-         rate, seconds);
+    context.store.put_metrics(run, "train",
+                              {{"train.loss", epoch, epoch_loss},
+                               {"train.images_per_s", epoch, rate},
+                               {"train.epoch_seconds", epoch, seconds}});
+    info("epoch {}/{}: loss {:.6f}, {:.0f} images/s, {:.1f} s", epoch, cfg.epochs, epoch_loss, rate,
+         seconds);
     if (epoch % cfg.checkpoint_every == 0 || epoch == cfg.epochs) {
       save_checkpoint(path, model, &optimizer, position, context.config.canonical());
     }

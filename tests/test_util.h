@@ -12,7 +12,8 @@ namespace pl::testing {
 class ScratchDir {
  public:
   ScratchDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "pipeline-test-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "pipeline-test-XXXXXX").string();
     path_ = mkdtemp(pattern.data());
   }
   ~ScratchDir() {
@@ -30,10 +31,15 @@ inline void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
-// The real CIFAR-10 folder, or "" when PIPELINE_CIFAR10 is not set.
+// The real CIFAR-10 folder: $PIPELINE_CIFAR10, else the one tools/fetch_data.sh
+// unpacks into the source tree; "" when neither holds the files.
 inline std::string cifar_dir() {
-  const char* dir = std::getenv("PIPELINE_CIFAR10");
-  return dir != nullptr && std::filesystem::exists(std::string(dir) + "/test_batch.bin") ? dir : "";
+  const char* env = std::getenv("PIPELINE_CIFAR10");
+  const char* source = std::getenv("PIPELINE_SOURCE_DIR");
+  std::string dir = env != nullptr && *env != '\0' ? env
+                    : source != nullptr ? std::string(source) + "/data/cifar-10-batches-bin"
+                                        : "";
+  return !dir.empty() && std::filesystem::exists(dir + "/test_batch.bin") ? dir : "";
 }
 
 }  // namespace pl::testing

@@ -32,12 +32,19 @@ Result run(const std::string& args) {
   return result;
 }
 
-std::string source(const std::string& path) { return std::string(PIPELINE_SOURCE_DIR) + "/" + path; }
+std::string source(const std::string& path) {
+  return std::string(PIPELINE_SOURCE_DIR) + "/" + path;
+}
 
 // The real data must be there in CI; elsewhere its tests are skipped with a note.
 bool have_data() {
-  if (!testing::cifar_dir().empty()) return true;
-  if (std::getenv("CI") != nullptr) FAIL("CI must set PIPELINE_CIFAR10 to the CIFAR-10 binary folder");
+  std::string dir = testing::cifar_dir();
+  if (!dir.empty()) {
+    setenv("PIPELINE_CIFAR10", dir.c_str(), 1);  // for the commands this test starts
+    return true;
+  }
+  if (std::getenv("CI") != nullptr)
+    FAIL("CI must set PIPELINE_CIFAR10 to the CIFAR-10 binary folder");
   MESSAGE("PIPELINE_CIFAR10 not set: skipping the real-data command-line test");
   return false;
 }
@@ -103,8 +110,8 @@ TEST_CASE("quick.yaml runs end to end on the real data, and a rerun skips it") {
 
 TEST_CASE("--dry-run lists the points with their run ids and writes nothing") {
   testing::ScratchDir dir;
-  Result result = run("--root " + (dir / "runs") + " run " + source("experiments/width_sweep.yaml") +
-                      " --dry-run");
+  Result result = run("--root " + (dir / "runs") + " run " +
+                      source("experiments/width_sweep.yaml") + " --dry-run");
   CHECK(result.status == 0);
   CHECK(result.output.find("5 runs") != std::string::npos);
   CHECK(std::regex_search(result.output, std::regex("[0-9a-f]{12}  3072-4096-96")));
@@ -121,7 +128,12 @@ std::string broken_data(const testing::ScratchDir& dir) {
     testing::write_text(data + "/truncated/" + name, "");
     fs::resize_file(data + "/truncated/" + name, 30730000);
   }
+  fs::copy(data + "/truncated", data + "/badlabel");
   fs::resize_file(data + "/truncated/data_batch_4.bin", 30000000);
+  std::FILE* file = std::fopen((data + "/badlabel/data_batch_2.bin").c_str(), "r+b");
+  std::fseek(file, 5 * 3073, SEEK_SET);
+  std::fputc(12, file);
+  std::fclose(file);
   testing::write_text(data + "/python/data_batch_1", "\x80\x02pickle");
   return data;
 }

@@ -65,8 +65,8 @@ sweep:
   CHECK(e.runs[2].model().hidden == std::vector<int64_t>{512, 128});
   CHECK(e.runs[4].train().epochs == 3);
   CHECK(e.runs[5].model().bottleneck == 8);
-  CHECK(e.varied == std::vector<std::string>{"model.bottleneck", "model.hidden", "train.epochs",
-                                             "train.lr"});
+  CHECK(e.varied ==
+        std::vector<std::string>{"model.bottleneck", "model.hidden", "train.epochs", "train.lr"});
 }
 
 TEST_CASE("--set overrides every point, grid values included") {
@@ -79,8 +79,8 @@ TEST_CASE("--set overrides every point, grid values included") {
 }
 
 TEST_CASE("YAML spellings: quoted numbers, yes/no, class by index") {
-  Experiment e = load_text(
-      "name: y\ntrain:\n  lr: '1e-3'\nevaluate:\n  pca: no\ndata:\n  class: 7\n");
+  Experiment e =
+      load_text("name: y\ntrain:\n  lr: '1e-3'\nevaluate:\n  pca: no\ndata:\n  class: 7\n");
   CHECK(e.runs[0].train().lr == doctest::Approx(0.001));
   CHECK_FALSE(e.runs[0].evaluate().pca);
   CHECK(e.runs[0].data().class_name == "horse");
@@ -93,11 +93,14 @@ TEST_CASE("an unknown key close to a known one gets a suggestion with its line")
 }
 
 TEST_CASE("every problem of a file is reported at once") {
-  std::string message = error_of("name: m\ntrain:\n  epochs: ten\n  batch_size: -4\nmodel:\n  hidden: [0]\n");
+  std::string message =
+      error_of("name: m\ntrain:\n  epochs: ten\n  batch_size: -4\nmodel:\n  hidden: [0]\n");
   CHECK(message.find("3 problems") != std::string::npos);
-  CHECK(message.find("train.epochs: expected a positive integer, found 'ten'") != std::string::npos);
+  CHECK(message.find("train.epochs: expected a positive integer, found 'ten'") !=
+        std::string::npos);
   CHECK(message.find("train.batch_size") != std::string::npos);
-  CHECK(message.find("model.hidden: expected a list of positive hidden widths") != std::string::npos);
+  CHECK(message.find("model.hidden: expected a list of positive hidden widths") !=
+        std::string::npos);
 }
 
 TEST_CASE("structural mistakes are errors, not silent defaults") {
@@ -115,8 +118,9 @@ TEST_CASE("structural mistakes are errors, not silent defaults") {
 }
 
 TEST_CASE("a grid above the cap is refused unless the cap is raised") {
-  std::string grid = "name: big\nsweep:\n  grid:\n    train.seed: [0,1,2,3,4,5,6,7,8,9]\n"
-                     "    train.lr: [0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]\n";
+  std::string grid =
+      "name: big\nsweep:\n  grid:\n    train.seed: [0,1,2,3,4,5,6,7,8,9]\n"
+      "    train.lr: [0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]\n";
   LoadOptions small;
   small.max_points = 50;
   CHECK(error_of(grid, small).find("above the cap of 50") != std::string::npos);

@@ -33,7 +33,7 @@ TEST_CASE("a grid PNG has the tiles' pixels at their places") {
   CHECK(w == 2 + 2 * 34);
   CHECK(h == 2 + 34);
   auto at = [&](int x, int y, int ch) { return pixels[3 * (y * w + x) + ch]; };
-  CHECK(at(2, 2, 0) == 255);   // first tile red
+  CHECK(at(2, 2, 0) == 255);  // first tile red
   CHECK(at(2, 2, 2) == 0);
   CHECK(at(36, 2, 2) == 255);  // second tile blue
   CHECK(at(0, 0, 1) == 255);   // white gap

@@ -45,8 +45,9 @@ TEST_CASE("bad batch files are named with what is wrong") {
         std::string::npos);
   write_batch(dir / "short.bin", {1, 2});
   std::filesystem::resize_file(dir / "short.bin", 5000);
-  CHECK(error_of([&] { read_cifar_file(dir / "short.bin", 2); }).find("5000 bytes, expected 6146") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          read_cifar_file(dir / "short.bin", 2);
+        }).find("5000 bytes, expected 6146") != std::string::npos);
   testing::write_text(dir / "empty.bin", "");
   CHECK(error_of([&] { read_cifar_file(dir / "empty.bin"); }).find("empty") != std::string::npos);
   testing::write_text(dir / "pickle.bin", std::string("\x80\x02") + std::string(3071, 'x'));
@@ -69,8 +70,9 @@ TEST_CASE("a folder is checked for the six files of the official size before rea
   }
   check_cifar_folder(dir.path());
   std::filesystem::resize_file(dir / "data_batch_3.bin", 1000);
-  CHECK(error_of([&] { check_cifar_folder(dir.path()); })
-            .find("data_batch_3.bin: 1000 bytes, expected 30730000") != std::string::npos);
+  CHECK(error_of([&] {
+          check_cifar_folder(dir.path());
+        }).find("data_batch_3.bin: 1000 bytes, expected 30730000") != std::string::npos);
 }
 
 TEST_CASE("the real CIFAR-10 files reproduce their known values") {
@@ -93,7 +95,8 @@ TEST_CASE("the real CIFAR-10 files reproduce their known values") {
 
   double sums[3] = {0, 0, 0};
   for (int b = 1; b <= 5; ++b) {
-    ImageSet batch = b == 1 ? first : read_cifar_file(dir + "/data_batch_" + std::to_string(b) + ".bin");
+    ImageSet batch =
+        b == 1 ? first : read_cifar_file(dir + "/data_batch_" + std::to_string(b) + ".bin");
     for (int64_t i = 0; i < batch.count; ++i) {
       for (int c = 0; c < 3; ++c) {
         for (int p = 0; p < 1024; ++p) sums[c] += batch.image(i)[c * 1024 + p];
@@ -124,10 +127,13 @@ TEST_CASE("ingest limits and its cache give the same images as a fresh read") {
   config.train_limit = 100;
   config.test_limit = 50;
   CifarData fresh = ingest_cifar(config, cache.path());
+  CHECK_FALSE(fresh.from_cache);
+  save_cifar_cache(fresh, cache.path());
   CHECK(fresh.train.count == 100);
   CHECK(fresh.test.count == 50);
   CHECK(std::filesystem::exists(cache / ("cifar-" + fresh.key + ".h5")));
   CifarData cached = ingest_cifar(config, cache.path());
+  CHECK(cached.from_cache);
   CHECK(cached.key == fresh.key);
   CHECK(cached.train.pixels == fresh.train.pixels);
   CHECK(cached.foreign.labels == fresh.foreign.labels);

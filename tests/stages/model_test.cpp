@@ -51,8 +51,8 @@ TEST_CASE("parameters are named as a PyTorch state dict of the mirrored net") {
   CHECK(named["encoder.4.weight"].sizes().vec() == std::vector<int64_t>{4, 16});
   CHECK(named["decoder.0.weight"].sizes().vec() == std::vector<int64_t>{16, 4});
   CHECK(named["decoder.4.bias"].sizes().vec() == std::vector<int64_t>{3072});
-  CHECK(model->parameter_count() == 3072 * 32 + 32 + 32 * 16 + 16 + 16 * 4 + 4 + 4 * 16 + 16 +
-                                        16 * 32 + 32 + 32 * 3072 + 3072);
+  CHECK(model->parameter_count() ==
+        3072 * 32 + 32 + 32 * 16 + 16 + 16 * 4 + 4 + 4 * 16 + 16 + 16 * 32 + 32 + 32 * 3072 + 3072);
 }
 
 TEST_CASE("the fused Adam step matches LibTorch's Adam to 1e-6 over several steps") {
