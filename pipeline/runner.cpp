@@ -117,6 +117,10 @@ class SweepRunner {
         ++failed;
         continue;
       }
+      if (!store_.claim_run(config.id())) {
+        info("{}: being run by another process, skipped", label);
+        continue;
+      }
       if (!run_one(config, label)) ++failed;
     }
     return failed;
@@ -130,7 +134,6 @@ class SweepRunner {
     write_file_atomic(dir + "/config.yaml", config.canonical());
     set_log_file(dir + "/log.txt");
     info("{}: {} in {}", label, config.architecture(), dir);
-    store_.mark_running(config.id());
     try {
       const CifarData& data = ingest(config);
       StageContext context{config, data, store_, dir, root_ + "/cache", &g_stop};

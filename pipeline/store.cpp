@@ -1,9 +1,11 @@
 #include "pipeline/store.h"
 
 #include <fmt/format.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -13,6 +15,10 @@
 
 namespace pl {
 namespace {
+
+const char* kRunColumns =
+    "r.id, r.status, r.error, r.started, r.finished, r.seconds, coalesce(r.host,''), "
+    "coalesce(r.pid,0), coalesce((julianday('now') - julianday(r.heartbeat)) * 86400, 0)";
 
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -112,6 +118,12 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+std::string this_host() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
 bool parse_number(const std::string& text, double& out) {
   if (text.empty()) return false;
   char* end = nullptr;
@@ -120,6 +132,17 @@ bool parse_number(const std::string& text, double& out) {
 }
 
 }  // namespace
+
+bool is_stale(const RunRow& run, double stale_seconds) {
+  if (run.status != "running") return false;
+  if (run.host == this_host() && run.pid > 0) {
+    bool alive = kill(static_cast<pid_t>(run.pid), 0) == 0 || errno == EPERM;
+    if (!alive) return true;
+  }
+  return run.heartbeat_age > stale_seconds;
+}
+
+std::string shown_status(const RunRow& run) { return is_stale(run) ? "interrupted" : run.status; }
 
 std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
   std::string path = root + "/pipeline.db";
@@ -222,18 +245,41 @@ std::string Store::run_status(const std::string& id) {
   return select.step() ? select.text(0) : "";
 }
 
-void Store::mark_running(const std::string& id) {
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  Statement(db_,
-            "UPDATE runs SET status='running', started=coalesce(started, ?), heartbeat=?, host=?, "
-            "pid=?, error=NULL WHERE id=?")
-      .bind(1, now_text())
-      .bind(2, now_text())
-      .bind(3, std::string(host))
-      .bind(4, static_cast<int64_t>(getpid()))
-      .bind(5, id)
-      .run();
+bool Store::claim_run(const std::string& id) {
+  std::string host = this_host();
+  exec("BEGIN IMMEDIATE");
+  try {
+    Statement select(db_,
+                     "SELECT status, coalesce(host,''), coalesce(pid,0), "
+                     "coalesce((julianday('now') - julianday(heartbeat)) * 86400, 0) "
+                     "FROM runs WHERE id=?");
+    select.bind(1, id);
+    if (select.step() && select.text(0) == "running") {
+      RunRow row;
+      row.status = "running";
+      row.host = select.text(1);
+      row.pid = select.integer(2);
+      row.heartbeat_age = select.real(3);
+      if (!is_stale(row) && row.pid != getpid()) {
+        exec("ROLLBACK");
+        return false;
+      }
+    }
+    Statement(db_,
+              "UPDATE runs SET status='running', started=coalesce(started, ?), heartbeat=?, "
+              "host=?, pid=?, error=NULL WHERE id=?")
+        .bind(1, now_text())
+        .bind(2, now_text())
+        .bind(3, host)
+        .bind(4, static_cast<int64_t>(getpid()))
+        .bind(5, id)
+        .run();
+    exec("COMMIT");
+    return true;
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
 }
 
 void Store::mark_finished(const std::string& id, const std::string& status,
@@ -309,6 +355,32 @@ void Store::put_artifact(const std::string& run, const ArtifactRow& a) {
       .run();
 }
 
+void Store::move_artifact(const std::string& run, const std::string& from, const std::string& to) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    Statement(db_, "DELETE FROM artifacts WHERE run=? AND path=?").bind(1, run).bind(2, to).run();
+    Statement(db_, "UPDATE artifacts SET path=? WHERE run=? AND path=?")
+        .bind(1, to)
+        .bind(2, run)
+        .bind(3, from)
+        .run();
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+void Store::remove_artifact(const std::string& run, const std::string& path) {
+  Statement(db_, "DELETE FROM artifacts WHERE run=? AND path=?").bind(1, run).bind(2, path).run();
+}
+
+std::string Store::artifact_checksum(const std::string& run, const std::string& path) {
+  Statement select(db_, "SELECT checksum FROM artifacts WHERE run=? AND path=?");
+  select.bind(1, run).bind(2, path);
+  return select.step() ? select.text(0) : "";
+}
+
 std::vector<SweepRow> Store::sweeps() {
   std::vector<SweepRow> rows;
   Statement select(db_, "SELECT name, file, description, updated FROM sweeps ORDER BY name");
@@ -327,12 +399,11 @@ std::vector<std::string> Store::sweep_run_ids(const std::string& sweep) {
 
 std::vector<RunRow> Store::runs(const std::string& sweep) {
   std::vector<RunRow> rows;
-  Statement select(db_, sweep.empty()
-                            ? "SELECT id, status, error, started, finished, seconds FROM runs "
-                              "ORDER BY created, id"
-                            : "SELECT r.id, r.status, r.error, r.started, r.finished, r.seconds "
-                              "FROM runs r JOIN sweep_runs s ON s.run = r.id WHERE s.sweep = ? "
-                              "ORDER BY s.position");
+  Statement select(db_, sweep.empty() ? "SELECT " + std::string(kRunColumns) +
+                                            " FROM runs r ORDER BY created, id"
+                                      : "SELECT " + std::string(kRunColumns) +
+                                            " FROM runs r JOIN sweep_runs s ON s.run = r.id "
+                                            "WHERE s.sweep = ? ORDER BY s.position");
   if (!sweep.empty()) select.bind(1, sweep);
   while (select.step()) {
     RunRow row;
@@ -342,6 +413,9 @@ std::vector<RunRow> Store::runs(const std::string& sweep) {
     row.started = select.text(3);
     row.finished = select.text(4);
     row.seconds = select.real(5);
+    row.host = select.text(6);
+    row.pid = select.integer(7);
+    row.heartbeat_age = select.real(8);
     rows.push_back(std::move(row));
   }
   Statement params(db_, "SELECT key, value FROM params WHERE run=?");

@@ -29,6 +29,9 @@ struct RunRow {
   std::string error;
   std::string started, finished;
   double seconds = 0;
+  std::string host;
+  int64_t pid = 0;
+  double heartbeat_age = 0;  // seconds since the run last reported progress
   std::map<std::string, std::string> params;
   std::map<std::string, double> metrics;  // final value (last step) per name
 };
@@ -46,6 +49,13 @@ struct ArtifactRow {
 struct SweepRow {
   std::string name, file, description, updated;
 };
+
+// A run marked running whose process is gone (same host, no such pid) or
+// that has not reported for `stale_seconds`.
+bool is_stale(const RunRow& run, double stale_seconds = 1800);
+
+// The status to show: a stale 'running' run is 'interrupted'.
+std::string shown_status(const RunRow& run);
 
 class Store {
  public:
@@ -65,7 +75,10 @@ class Store {
                const std::map<std::string, std::string>& params);
 
   std::string run_status(const std::string& id);
-  void mark_running(const std::string& id);
+  // Atomically marks the run 'running' by this process, unless another live
+  // process holds it (then returns false and changes nothing). A run left
+  // 'running' by a dead process is taken over.
+  bool claim_run(const std::string& id);
   void mark_finished(const std::string& id, const std::string& status, const std::string& error);
 
   // Stage bookkeeping; a stage is done when its row says so with this key.
@@ -79,6 +92,11 @@ class Store {
   void put_metrics(const std::string& run, const std::string& stage,
                    const std::vector<Metric>& metrics);
   void put_artifact(const std::string& run, const ArtifactRow& artifact);
+  // Renames the record of a file that was renamed (replacing one at `to`).
+  void move_artifact(const std::string& run, const std::string& from, const std::string& to);
+  void remove_artifact(const std::string& run, const std::string& path);
+  // The recorded checksum of a run's file, or "".
+  std::string artifact_checksum(const std::string& run, const std::string& path);
 
   std::vector<SweepRow> sweeps();
   std::vector<std::string> sweep_run_ids(const std::string& sweep);

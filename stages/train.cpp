@@ -44,20 +44,64 @@ void show_progress(int64_t epoch, int64_t epochs, int64_t batch, int64_t batches
                                 loss, rate, duration_text(left)));
 }
 
-// Loads the last checkpoint if there is one. One that cannot be read is set
-// aside (renamed) with a warning and training starts over.
-TrainPosition resume(const std::string& path, Autoencoder& model, Optimizer& optimizer) {
-  if (!std::filesystem::exists(path)) return {};
-  try {
-    TrainPosition position = load_checkpoint(path, model, &optimizer);
-    info("resuming from {} at epoch {} (batch {})", path, position.epoch + 1, position.next_batch);
-    return position;
-  } catch (const CheckpointError& e) {
-    std::string aside = path + ".bad";
-    std::filesystem::rename(path, aside);
-    warn("{}; moved it to {} and training starts from scratch", e.what(), aside);
-    return {};
+// Sets a checkpoint that cannot be used aside (renamed), with a warning.
+void set_aside(const std::string& path, const std::string& why) {
+  std::string aside = path + ".bad";
+  std::filesystem::rename(path, aside);
+  warn("{}: {}; moved it to {}", path, why, aside);
+}
+
+// Loads the newest usable checkpoint: the last one, else the one before it
+// (kept as checkpoint.h5.prev while the next is written). A file whose
+// checksum differs from the one recorded when it was written is set aside.
+TrainPosition resume(const StageContext& context, Autoencoder& model, Optimizer& optimizer) {
+  std::string last = checkpoint_path(context);
+  for (const std::string& path : {last, last + ".prev"}) {
+    if (!std::filesystem::exists(path)) continue;
+    std::string recorded = context.store.artifact_checksum(context.config.id(), path);
+    if (!recorded.empty() && hash_file(path) != recorded) {
+      set_aside(path, "checksum differs from the one recorded when it was written");
+      continue;
+    }
+    try {
+      TrainPosition position = load_checkpoint(path, model, &optimizer);
+      info("resuming from {} at epoch {} (batch {})", path, position.epoch + 1,
+           position.next_batch);
+      return position;
+    } catch (const CheckpointError& e) {
+      set_aside(path, e.what());
+    }
   }
+  // Nothing usable: start again from the seeded initial weights.
+  torch::manual_seed(static_cast<uint64_t>(context.config.train().seed));
+  Autoencoder fresh(context.config.model());
+  torch::NoGradGuard no_grad;
+  auto target = model->parameters();
+  auto source = fresh->parameters();
+  for (std::size_t i = 0; i < target.size(); ++i) target[i].copy_(source[i]);
+  for (auto& state : optimizer.state()) {
+    for (auto& t : state) t.zero_();
+  }
+  optimizer.set_steps(0);
+  return {};
+}
+
+// Writes the checkpoint, keeping the previous one until the new one is safely
+// in place, and records its checksum. Returns the seconds it took.
+double write_checkpoint(const StageContext& context, Autoencoder& model, Optimizer& optimizer,
+                        const TrainPosition& position) {
+  auto start = Clock::now();
+  const std::string& run = context.config.id();
+  std::string path = checkpoint_path(context);
+  std::string prev = path + ".prev";
+  if (std::filesystem::exists(path)) {
+    std::filesystem::rename(path, prev);
+    context.store.move_artifact(run, path, prev);
+  }
+  save_checkpoint(path, model, &optimizer, position, context.config.canonical());
+  context.store.put_artifact(run, {path, "checkpoint", hash_file(path),
+                                   static_cast<int64_t>(std::filesystem::file_size(path))});
+  return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 }  // namespace
@@ -80,8 +124,7 @@ TrainOutcome train_stage(const StageContext& context) {
   Autoencoder model(context.config.model());
   model->to(device);
   Optimizer optimizer(model->parameters(), cfg);
-  std::string path = checkpoint_path(context);
-  TrainPosition position = resume(path, model, optimizer);
+  TrainPosition position = resume(context, model, optimizer);
   info("model {} ({} parameters), {} threads, {} training images", context.config.architecture(),
        model->parameter_count(), threads, context.data.train.count);
 
@@ -120,7 +163,7 @@ TrainOutcome train_stage(const StageContext& context) {
 
       if (context.stop != nullptr && context.stop->load()) {
         clear_progress_line();
-        save_checkpoint(path, model, &optimizer, position, context.config.canonical());
+        write_checkpoint(context, model, optimizer, position);
         info("stopped at epoch {}, batch {}/{}; checkpoint written, run again to resume", epoch,
              b + 1, batches);
         return TrainOutcome::kInterrupted;
@@ -152,15 +195,19 @@ TrainOutcome train_stage(const StageContext& context) {
                                {"train.epoch_seconds", epoch, seconds}});
     info("epoch {}/{}: loss {:.6f}, {:.0f} images/s, {:.1f} s", epoch, cfg.epochs, epoch_loss, rate,
          seconds);
+    // Rows first, then the checkpoint: a kill between the two replays epochs
+    // whose rows are then rewritten with the same values.
     if (epoch % cfg.checkpoint_every == 0 || epoch == cfg.epochs) {
-      save_checkpoint(path, model, &optimizer, position, context.config.canonical());
+      double write_seconds = write_checkpoint(context, model, optimizer, position);
+      context.store.put_metrics(run, "train", {{"train.checkpoint_seconds", epoch, write_seconds}});
     }
   }
 
-  if (std::filesystem::exists(path)) {
-    context.store.put_artifact(run, {path, "checkpoint", hash_file(path),
-                                     static_cast<int64_t>(std::filesystem::file_size(path))});
-  }
+  // Training is over: the fallback checkpoint is no longer needed.
+  std::string prev = checkpoint_path(context) + ".prev";
+  std::error_code ignored;
+  std::filesystem::remove(prev, ignored);
+  context.store.remove_artifact(run, prev);
   return TrainOutcome::kDone;
 }
 

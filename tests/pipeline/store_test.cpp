@@ -1,6 +1,9 @@
 #include "pipeline/store.h"
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -32,7 +35,7 @@ TEST_CASE("run and stage states move as the runner reports them") {
   testing::ScratchDir dir;
   auto store = Store::open(dir.path());
   store->put_run("r", "c", {});
-  store->mark_running("r");
+  CHECK(store->claim_run("r"));
   CHECK(store->run_status("r") == "running");
   CHECK_FALSE(store->stage_done("r", "train", "k1"));
   store->stage_started("r", "train", "k1");
@@ -44,6 +47,34 @@ TEST_CASE("run and stage states move as the runner reports them") {
   CHECK(runs[0].status == "failed");
   CHECK(runs[0].error == "loss became nan");
   CHECK(runs[0].seconds == doctest::Approx(2.5));
+}
+
+// Sets the process that holds run `id`, as another `pipeline run` would.
+void set_holder(const std::string& db_path, const std::string& id, int64_t pid) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
+  std::string sql = "UPDATE runs SET status='running', pid=" + std::to_string(pid) +
+                    ", heartbeat=strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE id='" + id + "'";
+  REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+}
+
+TEST_CASE("a run held by a live process is not claimed; one left by a dead process is") {
+  testing::ScratchDir dir;
+  auto store = Store::open(dir.path());
+  store->put_run("r", "c", {});
+  CHECK(store->claim_run("r"));
+  set_holder(store->path(), "r", getppid());  // alive: the test's parent
+  CHECK_FALSE(store->claim_run("r"));
+  CHECK(shown_status(store->runs("")[0]) == "running");
+
+  pid_t child = fork();
+  if (child == 0) _exit(0);
+  waitpid(child, nullptr, 0);  // a pid that no longer runs
+  set_holder(store->path(), "r", child);
+  CHECK(shown_status(store->runs("")[0]) == "interrupted");
+  CHECK(store->claim_run("r"));
+  CHECK(store->runs("")[0].pid == getpid());
 }
 
 TEST_CASE("a sweep's run list is replaced when the experiment changes") {
