@@ -106,11 +106,12 @@ int status_command(const std::string& root, const std::string& sweep) {
           {"run", "model", "status", "stage", "epoch", "seconds"}};
       std::map<std::string, int> counts;
       for (const RunRow& run : runs) {
-        ++counts[run.status];
+        std::string status = shown_status(run);
+        ++counts[status];
         std::string stage = "-";
         for (const StageRow& s : store->stages(run.id)) stage = s.stage + " " + s.status;
         auto losses = store->series(run.id, "train.loss");
-        rows.push_back({run.id, param(run, "model.architecture"), run.status, stage,
+        rows.push_back({run.id, param(run, "model.architecture"), status, stage,
                         fmt::format("{}/{}", losses.empty() ? 0 : losses.back().first,
                                     param(run, "train.epochs")),
                         fmt::format("{:.0f}", run.seconds)});
@@ -143,7 +144,7 @@ int runs_command(const std::string& root, const std::string& sweep, const std::s
     std::vector<std::vector<std::string>> rows = {{"run", "status", "model", "epochs", "lr"}};
     rows[0].insert(rows[0].end(), kListedMetrics.begin(), kListedMetrics.end());
     for (const RunRow& run : runs) {
-      std::vector<std::string> row = {run.id, run.status, param(run, "model.architecture"),
+      std::vector<std::string> row = {run.id, shown_status(run), param(run, "model.architecture"),
                                       param(run, "train.epochs"), param(run, "train.lr")};
       for (const std::string& key : kListedMetrics) row.push_back(metric(run, key));
       rows.push_back(row);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "pipeline/fault.h"
 #include "pipeline/hash.h"
 #include "pipeline/log.h"
 #include "stages/image.h"
@@ -75,6 +76,7 @@ void evaluate_stage(const StageContext& context) {
     metrics.push_back({"copy.pca_psnr_train", 0, psnr(pca_train)});
     metrics.push_back({"copy.efficiency", 0, pca_test / mse});
   }
+  fault_point("evaluate");
   context.store.put_metrics(context.config.id(), "evaluate", metrics);
   info("copy: mse {:.5f}, psnr {:.2f} dB (train {:.2f} dB)", mse, psnr(mse), psnr(mse_train));
 

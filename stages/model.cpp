@@ -5,6 +5,7 @@
 #include <cmath>
 #include <thread>
 
+#include "pipeline/fault.h"
 #include "pipeline/h5file.h"
 
 namespace pl {
@@ -125,6 +126,7 @@ void save_checkpoint(const std::string& path, Autoencoder& model, Optimizer* opt
       }
     }
     ++index;
+    if (index == params.size() / 2) fault_point("checkpoint-write");
   }
   std::vector<double> losses = position.losses;
   if (losses.empty()) losses.push_back(std::nan(""));  // HDF5 needs a non-empty extent

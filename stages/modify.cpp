@@ -4,6 +4,7 @@
 #include <cmath>
 #include <set>
 
+#include "pipeline/fault.h"
 #include "pipeline/log.h"
 #include "stages/model.h"
 #include "stages/stages.h"
@@ -59,6 +60,7 @@ void modify_stage(const StageContext& context) {
     metrics.push_back({"modify.pull", t, pull});
   }
   if (cfg.steps > 1) shown.push_back(x);
+  fault_point("modify");
   context.store.put_metrics(context.config.id(), "modify", metrics);
   info("modify: after {} steps change {:.3f}, pull {:.3f}", cfg.steps,
        metrics[metrics.size() - 2].value, metrics.back().value);

@@ -10,6 +10,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "pipeline/fault.h"
 #include "pipeline/paths.h"
 #include "stages/image.h"
 
@@ -287,6 +288,7 @@ ReportFiles write_report(Store& store, const std::string& root, const std::strin
   html += fmt::format("<script>{}</script></body></html>\n", kScript);
 
   ReportFiles files{dir + "/report.html", dir + "/runs.csv"};
+  fault_point("report");
   write_file_atomic(files.html, html);
   write_file_atomic(files.csv, runs_csv(runs));
   return files;

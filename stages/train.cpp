@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <random>
 
+#include "pipeline/fault.h"
 #include "pipeline/hash.h"
 #include "pipeline/log.h"
 #include "stages/model.h"
@@ -98,6 +99,7 @@ double write_checkpoint(const StageContext& context, Autoencoder& model, Optimiz
     std::filesystem::rename(path, prev);
     context.store.move_artifact(run, path, prev);
   }
+  fault_point("checkpoint-swap");
   save_checkpoint(path, model, &optimizer, position, context.config.canonical());
   context.store.put_artifact(run, {path, "checkpoint", hash_file(path),
                                    static_cast<int64_t>(std::filesystem::file_size(path))});
@@ -160,6 +162,7 @@ TrainOutcome train_stage(const StageContext& context) {
                         value, epoch, b + 1, cfg.lr));
       }
       position.next_batch = b + 1;
+      fault_point("train-batch");
 
       if (context.stop != nullptr && context.stop->load()) {
         clear_progress_line();
@@ -195,6 +198,7 @@ TrainOutcome train_stage(const StageContext& context) {
                                {"train.epoch_seconds", epoch, seconds}});
     info("epoch {}/{}: loss {:.6f}, {:.0f} images/s, {:.1f} s", epoch, cfg.epochs, epoch_loss, rate,
          seconds);
+    fault_point("epoch-end");
     // Rows first, then the checkpoint: a kill between the two replays epochs
     // whose rows are then rewritten with the same values.
     if (epoch % cfg.checkpoint_every == 0 || epoch == cfg.epochs) {
