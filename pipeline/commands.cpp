@@ -3,9 +3,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <set>
 
+#include "pipeline/filter.h"
 #include "pipeline/log.h"
+#include "pipeline/schema.h"
 #include "pipeline/store.h"
 #include "stages/report.h"
 
@@ -78,6 +83,26 @@ std::string runs_json(const std::vector<RunRow>& runs) {
   return out + "\n]\n";
 }
 
+// The run whose id starts with `prefix`; an error lists the candidates when
+// more than one does.
+const RunRow& find_run(const std::vector<RunRow>& runs, const std::string& prefix) {
+  std::vector<const RunRow*> matches;
+  for (const RunRow& run : runs) {
+    if (run.id.rfind(prefix, 0) == 0) matches.push_back(&run);
+  }
+  if (matches.empty()) {
+    throw std::runtime_error(
+        fmt::format("no run id starts with '{}'; `pipeline runs` lists them", prefix));
+  }
+  if (matches.size() > 1) {
+    std::string ids;
+    for (const RunRow* run : matches) ids += " " + run->id;
+    throw std::runtime_error(
+        fmt::format("run id prefix '{}' is ambiguous; give more of one of:{}", prefix, ids));
+  }
+  return *matches.front();
+}
+
 template <typename F>
 int guarded(F body) {
   try {
@@ -126,30 +151,192 @@ int status_command(const std::string& root, const std::string& sweep) {
   });
 }
 
-int runs_command(const std::string& root, const std::string& sweep, const std::string& format) {
+namespace {
+
+const std::vector<std::string> kRunColumns = {"id",      "run",      "status", "seconds",
+                                              "started", "finished", "error",  "host"};
+
+// Resolves a name of the --where and --sort languages to SQL over `runs r`.
+std::optional<std::string> resolve_name(Store& store, const std::string& name,
+                                        std::vector<SqlValue>& binds) {
+  if (std::find(kRunColumns.begin(), kRunColumns.end(), name) != kRunColumns.end()) {
+    return "r." + std::string(name == "run" ? "id" : name);
+  }
+  auto exists = [&](const char* sql) { return !store.query(sql, {{false, name}}).rows.empty(); };
+  if (exists("SELECT 1 FROM final WHERE name = ? LIMIT 1")) {
+    binds.push_back({false, 0, name});
+    return "(SELECT value FROM final f WHERE f.run = r.id AND f.name = ?)";
+  }
+  if (exists("SELECT 1 FROM params WHERE key = ? LIMIT 1")) {
+    binds.push_back({false, 0, name});
+    return "(SELECT coalesce(num, value) FROM params p WHERE p.run = r.id AND p.key = ?)";
+  }
+  return std::nullopt;
+}
+
+std::vector<std::pair<bool, std::string>> to_binds(const std::vector<SqlValue>& values) {
+  std::vector<std::pair<bool, std::string>> binds;
+  for (const SqlValue& v : values) binds.emplace_back(v.is_number, v.text);
+  return binds;
+}
+
+std::string query_json(const QueryResult& result) {
+  std::string out = "[";
+  for (std::size_t r = 0; r < result.rows.size(); ++r) {
+    out += r ? ",\n  {" : "\n  {";
+    for (std::size_t c = 0; c < result.columns.size(); ++c) {
+      char kind = result.kinds[r][c];
+      std::string value = kind == '0'   ? "null"
+                          : kind == 'n' ? result.rows[r][c]
+                                        : json_string(result.rows[r][c]);
+      out += (c ? ", " : "") + json_string(result.columns[c]) + ": " + value;
+    }
+    out += "}";
+  }
+  return out + "\n]\n";
+}
+
+std::string query_csv(const QueryResult& result) {
+  auto field = [](const std::string& text) {
+    if (text.find_first_of(",\"\n") == std::string::npos) return text;
+    std::string out = "\"";
+    for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return out + "\"";
+  };
+  std::string out;
+  for (std::size_t c = 0; c < result.columns.size(); ++c)
+    out += (c ? "," : "") + field(result.columns[c]);
+  out += "\n";
+  for (const auto& row : result.rows) {
+    for (std::size_t c = 0; c < row.size(); ++c) out += (c ? "," : "") + field(row[c]);
+    out += "\n";
+  }
+  return out;
+}
+
+void print_result(const QueryResult& result, const std::string& format) {
+  if (format == "csv") {
+    fmt::print("{}", query_csv(result));
+  } else if (format == "json") {
+    fmt::print("{}", query_json(result));
+  } else {
+    std::vector<std::vector<std::string>> rows = {result.columns};
+    for (const auto& row : result.rows) rows.push_back(row);
+    print_table(rows);
+  }
+}
+
+// Every known name, for suggestions after a typo.
+std::vector<std::string> known_names(Store& store) {
+  std::vector<std::string> names = kRunColumns;
+  for (const std::string& n : store.metric_names()) names.push_back(n);
+  for (const std::string& k : store.param_keys()) names.push_back(k);
+  return names;
+}
+
+}  // namespace
+
+int runs_command(const std::string& root, const RunsOptions& options) {
   return guarded([&] {
     auto store = open_store(root);
-    std::vector<RunRow> runs = store->runs(sweep);
-    if (!sweep.empty() && runs.empty()) {
-      throw std::runtime_error(fmt::format("no sweep named '{}' in {}", sweep, store->path()));
+    std::vector<SqlValue> binds;
+    std::string from = "FROM runs r";
+    if (!options.sweep.empty()) {
+      from += " JOIN sweep_runs s ON s.run = r.id AND s.sweep = ?";
+      binds.push_back({false, 0, options.sweep});
     }
-    if (format == "csv") {
-      fmt::print("{}", runs_csv(runs));
+    auto resolver = [&](const std::string& name, std::vector<SqlValue>& b) {
+      return resolve_name(*store, name, b);
+    };
+    std::string where = "1";
+    if (!options.where.empty()) {
+      try {
+        CompiledFilter filter = compile_filter(options.where, resolver);
+        where = filter.sql;
+        binds.insert(binds.end(), filter.binds.begin(), filter.binds.end());
+      } catch (const FilterError& e) {
+        // Suggestions need every name; gathered only when something is wrong.
+        compile_filter(options.where, resolver, known_names(*store));
+        throw;
+      }
+    }
+    std::string order = options.sweep.empty() ? "r.created, r.id" : "s.position";
+    if (!options.sort.empty()) {
+      std::optional<std::string> key = resolve_name(*store, options.sort, binds);
+      if (!key) {
+        std::string hint = suggest(options.sort, known_names(*store));
+        throw std::runtime_error(fmt::format("--sort: unknown name '{}'{}", options.sort,
+                                             hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+      }
+      order = *key + (options.descending ? " DESC" : "") + ", r.id";
+    }
+    std::string select = "SELECT r.id AS run, r.status";
+    if (options.format == "table") {
+      // The columns a person scans; csv and json carry everything.
+      select +=
+          ", (SELECT value FROM params p WHERE p.run = r.id AND p.key = 'model.architecture') "
+          "AS model, (SELECT value FROM params p WHERE p.run = r.id AND p.key = "
+          "'train.epochs') AS epochs";
+      for (const std::string& m : kListedMetrics) {
+        select += fmt::format(
+            ", (SELECT printf('%.4g', value) FROM final f WHERE f.run = r.id AND f.name = '{0}') "
+            "AS \"{0}\"",
+            m);
+      }
+    }
+    std::string sql = fmt::format("{} {} WHERE {} ORDER BY {}{}", select, from, where, order,
+                                  options.limit > 0 ? fmt::format(" LIMIT {}", options.limit) : "");
+    QueryResult result = store->query(sql, to_binds(binds));
+    if (options.format == "table") {
+      print_result(result, "table");
       return 0;
     }
-    if (format == "json") {
-      fmt::print("{}", runs_json(runs));
-      return 0;
+    std::vector<RunRow> all = store->runs(options.sweep), chosen;
+    for (const auto& row : result.rows) {
+      auto found =
+          std::find_if(all.begin(), all.end(), [&](const RunRow& r) { return r.id == row[0]; });
+      if (found != all.end()) chosen.push_back(*found);
     }
-    std::vector<std::vector<std::string>> rows = {{"run", "status", "model", "epochs", "lr"}};
-    rows[0].insert(rows[0].end(), kListedMetrics.begin(), kListedMetrics.end());
-    for (const RunRow& run : runs) {
-      std::vector<std::string> row = {run.id, shown_status(run), param(run, "model.architecture"),
-                                      param(run, "train.epochs"), param(run, "train.lr")};
-      for (const std::string& key : kListedMetrics) row.push_back(metric(run, key));
+    fmt::print("{}", options.format == "csv" ? runs_csv(chosen) : runs_json(chosen));
+    return 0;
+  });
+}
+
+int compare_command(const std::string& root, const std::vector<std::string>& prefixes) {
+  return guarded([&] {
+    auto store = open_store(root);
+    std::vector<RunRow> all = store->runs(""), chosen;
+    for (const std::string& prefix : prefixes) chosen.push_back(find_run(all, prefix));
+    std::set<std::string> params, metrics;
+    for (const RunRow& run : chosen) {
+      for (const auto& p : run.params) params.insert(p.first);
+      for (const auto& m : run.metrics) metrics.insert(m.first);
+    }
+    std::vector<std::vector<std::string>> rows = {{""}};
+    for (const RunRow& run : chosen) rows[0].push_back(run.id);
+    for (const std::string& key : params) {
+      std::vector<std::string> row = {key};
+      for (const RunRow& run : chosen) row.push_back(param(run, key));
+      if (std::adjacent_find(row.begin() + 1, row.end(), std::not_equal_to<>()) != row.end()) {
+        rows.push_back(row);  // only the params that differ
+      }
+    }
+    rows.push_back({"status"});
+    for (const RunRow& run : chosen) rows.back().push_back(run.status);
+    for (const std::string& key : metrics) {
+      std::vector<std::string> row = {key};
+      for (const RunRow& run : chosen) row.push_back(metric(run, key));
       rows.push_back(row);
     }
     print_table(rows);
+    return 0;
+  });
+}
+
+int query_command(const std::string& root, const std::string& sql, const std::string& format) {
+  return guarded([&] {
+    auto store = open_store(root);
+    print_result(store->query(sql), format);
     return 0;
   });
 }

@@ -29,13 +29,33 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--retry-failed", run.retry_failed, "run failed runs again");
   run_cmd->add_flag("--force", run.force, "allow a sweep larger than the size cap");
 
-  std::string sweep, format = "table", run_id;
+  std::string sweep, format = "table", run_id, sql;
+  std::vector<std::string> compared;
+  pl::RunsOptions runs;
   CLI::App* status_cmd = app.add_subcommand("status", "progress of sweeps, per run and stage");
   status_cmd->add_option("sweep", sweep, "sweep name (default: every sweep)");
   CLI::App* runs_cmd = app.add_subcommand("runs", "list runs with params and final metrics");
-  runs_cmd->add_option("--sweep", sweep, "only this sweep's runs");
-  runs_cmd->add_option("--format", format, "table, csv or json")
+  runs_cmd->add_option("--sweep", runs.sweep, "only this sweep's runs");
+  runs_cmd->add_option("--where", runs.where,
+                       "filter, e.g. \"model.width >= 1024 and copy.psnr > 20\"");
+  runs_cmd->add_option("--sort", runs.sort, "a param, metric or run column to sort by");
+  runs_cmd->add_flag("--desc", runs.descending, "sort in descending order");
+  runs_cmd->add_option("--limit", runs.limit, "at most this many runs");
+  runs_cmd->add_option("--format", runs.format, "table, csv or json")
       ->check(CLI::IsMember({"table", "csv", "json"}));
+  CLI::App* compare_cmd =
+      app.add_subcommand("compare", "params that differ and metrics, side by side");
+  compare_cmd->add_option("runs", compared, "run ids or unique prefixes")
+      ->required()
+      ->expected(2, -1);
+  CLI::App* query_cmd = app.add_subcommand("query", "read-only SQL over the run database");
+  query_cmd->add_option("sql", sql, "one SQL statement")->required();
+  query_cmd->add_option("--format", format, "table, csv or json")
+      ->check(CLI::IsMember({"table", "csv", "json"}));
+  CLI::App* export_cmd =
+      app.add_subcommand("export", "every run of a sweep with params and metrics");
+  export_cmd->add_option("sweep", sweep, "sweep name")->required();
+  export_cmd->add_option("--format", format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
   CLI::App* show_cmd = app.add_subcommand("show", "config, stages, metrics and files of one run");
   show_cmd->add_option("run", run_id, "run id or a unique prefix")->required();
   CLI::App* report_cmd = app.add_subcommand("report", "regenerate a sweep's report");
@@ -48,7 +68,15 @@ int main(int argc, char** argv) {
 
   if (*run_cmd) return pl::run_experiment(run);
   if (*status_cmd) return pl::status_command(resolved, sweep);
-  if (*runs_cmd) return pl::runs_command(resolved, sweep, format);
+  if (*runs_cmd) return pl::runs_command(resolved, runs);
+  if (*compare_cmd) return pl::compare_command(resolved, compared);
+  if (*query_cmd) return pl::query_command(resolved, sql, format);
+  if (*export_cmd) {
+    pl::RunsOptions all;
+    all.sweep = sweep;
+    all.format = format == "table" ? "csv" : format;
+    return pl::runs_command(resolved, all);
+  }
   if (*show_cmd) return pl::show_command(resolved, run_id);
   if (*report_cmd) return pl::report_command(resolved, sweep);
   return 2;

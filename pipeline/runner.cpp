@@ -106,6 +106,7 @@ class SweepRunner {
     int failed = 0;
     for (std::size_t i = 0; i < experiment_.runs.size(); ++i) {
       const RunConfig& config = experiment_.runs[i];
+      if (g_stop.load()) throw Interrupted();
       std::string status = store_.run_status(config.id());
       std::string label = fmt::format("run {}/{} {}", i + 1, experiment_.runs.size(), config.id());
       if (status == "done") {

@@ -41,16 +41,21 @@ CREATE TABLE IF NOT EXISTS stages (
 CREATE TABLE IF NOT EXISTS artifacts (
   run TEXT NOT NULL, path TEXT NOT NULL, kind TEXT, checksum TEXT, bytes INTEGER,
   PRIMARY KEY (run, path));
-CREATE VIEW IF NOT EXISTS final_metrics AS
-  SELECT m.run, m.stage, m.name, m.step, m.value FROM metrics m
-  WHERE m.step = (SELECT max(step) FROM metrics x
-                  WHERE x.run = m.run AND x.stage = m.stage AND x.name = m.name);
-CREATE VIEW IF NOT EXISTS run_summary AS
+CREATE TABLE IF NOT EXISTS final (
+  run TEXT NOT NULL, name TEXT NOT NULL, stage TEXT NOT NULL, step INTEGER NOT NULL, value REAL,
+  PRIMARY KEY (run, name));
+CREATE INDEX IF NOT EXISTS final_by_name ON final (name, value);
+CREATE INDEX IF NOT EXISTS params_by_key ON params (key, num);
+DROP VIEW IF EXISTS final_metrics;
+CREATE VIEW final_metrics AS SELECT run, stage, name, step, value FROM final;
+DROP VIEW IF EXISTS run_summary;
+CREATE VIEW run_summary AS
   SELECT r.id AS run, r.status, r.seconds, r.error,
          (SELECT json_group_object(key, value) FROM params p WHERE p.run = r.id) AS params,
          (SELECT json_group_object(name, value) FROM final_metrics f WHERE f.run = r.id) AS metrics
   FROM runs r;
-CREATE VIEW IF NOT EXISTS epoch_metrics AS
+DROP VIEW IF EXISTS epoch_metrics;
+CREATE VIEW epoch_metrics AS
   SELECT run, name, step AS epoch, value FROM metrics WHERE stage = 'train';
 )sql";
 
@@ -159,12 +164,26 @@ std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
     sqlite3_close(db);
     throw std::runtime_error(fmt::format("{}: cannot open the run database: {}", path, why));
   }
-  std::unique_ptr<Store> store(new Store(db, path));
+  std::unique_ptr<Store> store(new Store(db, path, read_only));
   sqlite3_busy_timeout(db, 30000);
   try {
     if (!read_only) {
       store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
       store->exec(kSchema);
+      // Databases written before the `final` table existed get it filled once.
+      store->exec(
+          "INSERT OR IGNORE INTO final (run, name, stage, step, value) "
+          "SELECT run, name, stage, step, value FROM metrics m WHERE step = (SELECT max(step) "
+          "FROM metrics x WHERE x.run = m.run AND x.name = m.name) "
+          "AND NOT EXISTS (SELECT 1 FROM final LIMIT 1)");
+    } else {
+      store->exec("PRAGMA query_only = ON");
+      if (store->query("SELECT 1 FROM sqlite_master WHERE name = 'final'").rows.empty()) {
+        // Written by an older version: upgrade it once, then read.
+        store.reset();
+        open(root, false);
+        return open(root, true);
+      }
     }
   } catch (const std::exception& e) {
     throw std::runtime_error(
@@ -174,7 +193,8 @@ std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
   return store;
 }
 
-Store::Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+Store::Store(sqlite3* db, std::string path, bool read_only)
+    : db_(db), path_(std::move(path)), read_only_(read_only) {}
 
 Store::~Store() { sqlite3_close(db_); }
 
@@ -333,8 +353,13 @@ void Store::put_metrics(const std::string& run, const std::string& stage,
   try {
     Statement insert(
         db_, "INSERT OR REPLACE INTO metrics (run, stage, name, step, value) VALUES (?,?,?,?,?)");
+    Statement final(db_,
+                    "INSERT INTO final (run, name, stage, step, value) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT(run, name) DO UPDATE SET stage=excluded.stage, "
+                    "step=excluded.step, value=excluded.value WHERE excluded.step >= final.step");
     for (const Metric& m : metrics) {
       insert.bind(1, run).bind(2, stage).bind(3, m.name).bind(4, m.step).bind(5, m.value).run();
+      final.bind(1, run).bind(2, m.name).bind(3, stage).bind(4, m.step).bind(5, m.value).run();
     }
     Statement(db_, "UPDATE runs SET heartbeat=? WHERE id=?").bind(1, now_text()).bind(2, run).run();
     exec("COMMIT");
@@ -463,6 +488,71 @@ std::vector<std::pair<int64_t, double>> Store::series(const std::string& run,
   select.bind(1, run).bind(2, name);
   while (select.step()) points.emplace_back(select.integer(0), select.real(1));
   return points;
+}
+
+QueryResult Store::query(const std::string& sql,
+                         const std::vector<std::pair<bool, std::string>>& binds) {
+  sqlite3_stmt* stmt = nullptr;
+  const char* tail = nullptr;
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, &tail) != SQLITE_OK) {
+    throw std::runtime_error(fmt::format("query: {}", sqlite3_errmsg(db_)));
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(stmt, sqlite3_finalize);
+  if (stmt == nullptr) throw std::runtime_error("query: the statement is empty");
+  if (tail != nullptr && std::string(tail).find_first_not_of(" \t\n;") != std::string::npos) {
+    throw std::runtime_error("query: give one statement at a time");
+  }
+  for (std::size_t i = 0; i < binds.size(); ++i) {
+    int index = static_cast<int>(i + 1);
+    if (binds[i].first)
+      sqlite3_bind_double(stmt, index, std::strtod(binds[i].second.c_str(), nullptr));
+    else
+      sqlite3_bind_text(stmt, index, binds[i].second.c_str(), -1, SQLITE_TRANSIENT);
+  }
+  QueryResult result;
+  int columns = sqlite3_column_count(stmt);
+  for (int c = 0; c < columns; ++c) result.columns.push_back(sqlite3_column_name(stmt, c));
+  while (true) {
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      std::string why = sqlite3_errmsg(db_);
+      if (read_only_ && (rc == SQLITE_READONLY || why.find("readonly") != std::string::npos ||
+                         why.find("query_only") != std::string::npos)) {
+        throw std::runtime_error(
+            "query: the run database is opened read-only here and was not changed; "
+            "`pipeline query` runs SELECT statements (use sqlite3 to change the file)");
+      }
+      throw std::runtime_error(fmt::format("query: {}", why));
+    }
+    std::vector<std::string> row;
+    std::vector<char> kinds;
+    for (int c = 0; c < columns; ++c) {
+      int type = sqlite3_column_type(stmt, c);
+      const unsigned char* text = sqlite3_column_text(stmt, c);
+      row.push_back(text != nullptr ? reinterpret_cast<const char*>(text) : "");
+      kinds.push_back(type == SQLITE_NULL                              ? '0'
+                      : type == SQLITE_INTEGER || type == SQLITE_FLOAT ? 'n'
+                                                                       : 't');
+    }
+    result.rows.push_back(std::move(row));
+    result.kinds.push_back(std::move(kinds));
+  }
+  return result;
+}
+
+std::vector<std::string> Store::metric_names() {
+  std::vector<std::string> names;
+  for (auto& row : query("SELECT DISTINCT name FROM final ORDER BY name").rows)
+    names.push_back(row[0]);
+  return names;
+}
+
+std::vector<std::string> Store::param_keys() {
+  std::vector<std::string> keys;
+  for (auto& row : query("SELECT DISTINCT key FROM params ORDER BY key").rows)
+    keys.push_back(row[0]);
+  return keys;
 }
 
 std::string Store::run_config(const std::string& run) {

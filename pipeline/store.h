@@ -46,6 +46,13 @@ struct ArtifactRow {
   int64_t bytes = 0;
 };
 
+// The rows of a query: every cell as text (empty for NULL), with its type.
+struct QueryResult {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<char>> kinds;  // per cell: 'n' number, 't' text, '0' null
+};
+
 struct SweepRow {
   std::string name, file, description, updated;
 };
@@ -107,12 +114,20 @@ class Store {
   std::vector<std::pair<int64_t, double>> series(const std::string& run, const std::string& name);
   std::string run_config(const std::string& run);
 
+  // Runs any statement with `binds` (numbers and text) and returns its rows.
+  // On a read-only store a write fails with a message that says so.
+  QueryResult query(const std::string& sql,
+                    const std::vector<std::pair<bool, std::string>>& binds = {});
+  std::vector<std::string> metric_names();
+  std::vector<std::string> param_keys();
+
  private:
-  Store(sqlite3* db, std::string path);
+  Store(sqlite3* db, std::string path, bool read_only);
   void exec(const std::string& sql);
 
   sqlite3* db_;
   std::string path_;
+  bool read_only_;
 };
 
 }  // namespace pl

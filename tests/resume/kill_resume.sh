@@ -53,7 +53,9 @@ for ((trial = 1; trial <= trials; trial++)); do
     how="SIGINT"
     "$bin" --root "$root" run "$experiment" >"$work/t$trial.log" 2>&1 &
     pid=$!
-    until grep -q "epoch 2/4" "$work/t$trial.log" 2>/dev/null; do sleep 0.05; done
+    until grep -q "epoch 2/4" "$work/t$trial.log" 2>/dev/null || ! kill -0 "$pid" 2>/dev/null; do
+      sleep 0.05
+    done
     kill -INT "$pid"
     status=0
     wait "$pid" || status=$?
