@@ -1,15 +1,24 @@
 #include "pipeline/commands.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 
+#include "pipeline/config.h"
 #include "pipeline/filter.h"
 #include "pipeline/log.h"
+#include "pipeline/runner.h"
 #include "pipeline/schema.h"
 #include "pipeline/store.h"
 #include "stages/report.h"
@@ -113,39 +122,63 @@ int guarded(F body) {
   }
 }
 
+void print_dry_run(const Experiment& experiment) {
+  fmt::print("sweep '{}' from {}: {} run{}\n", experiment.name, experiment.file,
+             experiment.runs.size(), experiment.runs.size() == 1 ? "" : "s");
+  for (const RunConfig& run : experiment.runs) {
+    std::string varied;
+    for (const std::string& key : experiment.varied) {
+      varied += fmt::format("  {}={}", key, value_text(run.values().at(key)));
+    }
+    fmt::print("  {}  {}{}\n", run.id(), run.architecture(), varied);
+  }
+}
+
 }  // namespace
 
 int status_command(const std::string& root, const std::string& sweep) {
   return guarded([&] {
     auto store = open_store(root);
     std::vector<std::string> sweeps;
-    if (!sweep.empty()) sweeps.push_back(sweep);
     for (const SweepRow& s : store->sweeps()) {
-      if (sweep.empty()) sweeps.push_back(s.name);
+      if (sweep.empty() || s.name == sweep) sweeps.push_back(s.name);
     }
+    if (!sweep.empty() && sweeps.empty()) {
+      throw std::runtime_error(fmt::format(
+          "no sweep named '{}' in {}; `pipeline status` lists them", sweep, store->path()));
+    }
+    // One query per sweep: this stays fast with thousands of runs.
+    const std::string sql =
+        "SELECT r.id, (SELECT value FROM params WHERE run = r.id AND key = 'model.architecture'), "
+        "r.status, coalesce(r.host, ''), coalesce(r.pid, 0), "
+        "coalesce((julianday('now') - julianday(r.heartbeat)) * 86400, 0), "
+        "coalesce((SELECT stage || ' ' || status FROM stages WHERE run = r.id ORDER BY CASE stage "
+        "WHEN 'train' THEN 1 WHEN 'evaluate' THEN 2 WHEN 'modify' THEN 3 ELSE 4 END DESC "
+        "LIMIT 1), '-'), "
+        "coalesce((SELECT step FROM final WHERE run = r.id AND name = 'train.loss'), 0), "
+        "(SELECT value FROM params WHERE run = r.id AND key = 'train.epochs'), r.seconds "
+        "FROM runs r JOIN sweep_runs s ON s.run = r.id WHERE s.sweep = ? ORDER BY s.position";
     for (const std::string& name : sweeps) {
-      std::vector<RunRow> runs = store->runs(name);
-      if (runs.empty())
-        throw std::runtime_error(fmt::format("no sweep named '{}' in {}", name, store->path()));
+      QueryResult result = store->query(sql, {{false, name}});
       std::vector<std::vector<std::string>> rows = {
           {"run", "model", "status", "stage", "epoch", "seconds"}};
       std::map<std::string, int> counts;
-      for (const RunRow& run : runs) {
+      for (const auto& cell : result.rows) {
+        RunRow run;
+        run.status = cell[2];
+        run.host = cell[3];
+        run.pid = std::atoll(cell[4].c_str());
+        run.heartbeat_age = std::atof(cell[5].c_str());
         std::string status = shown_status(run);
         ++counts[status];
-        std::string stage = "-";
-        for (const StageRow& s : store->stages(run.id)) stage = s.stage + " " + s.status;
-        auto losses = store->series(run.id, "train.loss");
-        rows.push_back({run.id, param(run, "model.architecture"), status, stage,
-                        fmt::format("{}/{}", losses.empty() ? 0 : losses.back().first,
-                                    param(run, "train.epochs")),
-                        fmt::format("{:.0f}", run.seconds)});
+        rows.push_back({cell[0], cell[1], status, cell[6], cell[7] + "/" + cell[8],
+                        fmt::format("{:.0f}", std::atof(cell[9].c_str()))});
       }
       fmt::print("sweep {}:\n", name);
       print_table(rows);
       std::string summary;
       for (const auto& [status, count] : counts) summary += fmt::format(", {} {}", count, status);
-      fmt::print("{} runs{}\n\n", runs.size(), summary);
+      fmt::print("{} runs{}\n\n", result.rows.size(), summary);
     }
     return 0;
   });
@@ -370,6 +403,29 @@ int show_command(const std::string& root, const std::string& prefix) {
     }
     return 0;
   });
+}
+
+int dry_run(const RunOptions& options) {
+  LoadOptions load;
+  load.overrides = options.overrides;
+  if (options.force) load.max_points = INT64_MAX;
+  try {
+    print_dry_run(load_experiment(options.file, load));
+    return 0;
+  } catch (const ConfigError& e) {
+    error("{}", e.what());
+    return 2;
+  }
+}
+
+int exec_runner(char** argv) {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::string runner = (self.parent_path() / "pipeline-run").string();
+  execv(runner.c_str(), argv);
+  error("cannot start {}: {}; it is built beside `pipeline` (tools/build.sh)", runner,
+        std::strerror(errno));
+  return 2;
 }
 
 int report_command(const std::string& root, const std::string& sweep) {

@@ -66,7 +66,12 @@ int main(int argc, char** argv) {
   run.root = root;
   std::string resolved = pl::resolve_root(root);
 
+  if (*run_cmd && run.dry_run) return pl::dry_run(run);
+#ifdef PIPELINE_RUNNER
   if (*run_cmd) return pl::run_experiment(run);
+#else
+  if (*run_cmd) return pl::exec_runner(argv);
+#endif
   if (*status_cmd) return pl::status_command(resolved, sweep);
   if (*runs_cmd) return pl::runs_command(resolved, runs);
   if (*compare_cmd) return pl::compare_command(resolved, compared);

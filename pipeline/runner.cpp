@@ -200,18 +200,6 @@ class SweepRunner {
   DataMap& data_;
 };
 
-void print_dry_run(const Experiment& experiment) {
-  fmt::print("sweep '{}' from {}: {} run{}\n", experiment.name, experiment.file,
-             experiment.runs.size(), experiment.runs.size() == 1 ? "" : "s");
-  for (const RunConfig& run : experiment.runs) {
-    std::string varied;
-    for (const std::string& key : experiment.varied) {
-      varied += fmt::format("  {}={}", key, value_text(run.values().at(key)));
-    }
-    fmt::print("  {}  {}{}\n", run.id(), run.architecture(), varied);
-  }
-}
-
 }  // namespace
 
 int run_experiment(const RunOptions& options) {
@@ -224,10 +212,6 @@ int run_experiment(const RunOptions& options) {
   } catch (const ConfigError& e) {
     error("{}", e.what());
     return 2;
-  }
-  if (options.dry_run) {
-    print_dry_run(experiment);
-    return 0;
   }
 
   // Bad data is reported before anything is written.

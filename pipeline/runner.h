@@ -21,6 +21,14 @@ struct RunOptions {
 
 // Exit status: 0 every run done, 1 some run failed, 2 bad input (nothing
 // written), 130 stopped by the user (resume by running it again).
+// Defined in the `pipeline-run` program only: it links LibTorch.
 int run_experiment(const RunOptions& options);
+
+// Prints the runs the experiment expands to, with their ids (--dry-run).
+int dry_run(const RunOptions& options);
+
+// Replaces this process with `pipeline-run` (beside this program) and the
+// same arguments, so the query commands start without loading LibTorch.
+int exec_runner(char** argv);
 
 }  // namespace pl
