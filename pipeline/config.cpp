@@ -295,6 +295,14 @@ std::map<std::string, Value> resolve(const Assignments& assigned, Loader& loader
   return values;
 }
 
+// The run id covers what the trained net depends on: data, model, training.
+// Evaluate and modify settings belong to their stages' keys instead, so
+// changing one reruns that stage on the same trained net.
+bool is_training_key(const std::string& key, const Field* field) {
+  if (field == nullptr || !field->identity) return false;
+  return key.rfind("data.", 0) == 0 || key.rfind("model.", 0) == 0 || key.rfind("train.", 0) == 0;
+}
+
 std::string location_text(const Diagnostic& d) {
   if (d.line > 0) return fmt::format("{}:{}:{}", d.file, d.line, d.column);
   return d.file;
@@ -336,7 +344,7 @@ std::string RunConfig::canonical(bool identity_only) const {
   std::string text;
   for (const auto& [key, value] : values_) {
     const Field* field = find_field(key);
-    if (identity_only && field != nullptr && !field->identity) continue;
+    if (identity_only && !is_training_key(key, field)) continue;
     text += key + ": " + value_text(value) + "\n";
   }
   return text;
@@ -396,6 +404,8 @@ ModifyConfig RunConfig::modify() const {
   c.steps = std::get<int64_t>(values_.at("modify.steps"));
   c.record = std::get<std::vector<int64_t>>(values_.at("modify.record"));
   c.foreign = std::get<int64_t>(values_.at("modify.foreign"));
+  c.fd_components = std::get<int64_t>(values_.at("modify.fd_components"));
+  c.attractor_sample = std::get<int64_t>(values_.at("modify.attractor_sample"));
   return c;
 }
 

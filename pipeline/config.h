@@ -85,6 +85,8 @@ struct ModifyConfig {
   int64_t steps = 20;
   std::vector<int64_t> record;
   int64_t foreign = 1000;
+  int64_t fd_components = 64;
+  int64_t attractor_sample = 200;
 };
 
 // The resolved config of one run: every schema key with its value.
@@ -96,7 +98,9 @@ class RunConfig {
   const std::map<std::string, Value>& values() const { return values_; }
   const std::string& id() const { return id_; }
 
-  // "key: value" lines, sorted; `identity_only` leaves out execution settings.
+  // "key: value" lines, sorted. `identity_only` keeps what the run id hashes:
+  // the data, model and train keys that change the trained net (not
+  // execution settings such as threads, nor evaluate/modify settings).
   std::string canonical(bool identity_only = false) const;
   // Canonical text of the keys under `section` ("train"), identity keys only.
   std::string section_text(const std::string& section) const;

@@ -26,7 +26,7 @@ namespace {
 // with the old code then redo that stage.
 constexpr const char* kTrainVersion = "train-1";
 constexpr const char* kEvaluateVersion = "evaluate-1";
-constexpr const char* kModifyVersion = "modify-1";
+constexpr const char* kModifyVersion = "modify-2";
 
 std::atomic<bool> g_stop{false};
 
@@ -142,8 +142,14 @@ class SweepRunner {
       stage(config, "train", keys.train, [&] {
         if (train_stage(context) == TrainOutcome::kInterrupted) throw Interrupted();
       });
-      stage(config, "evaluate", keys.evaluate, [&] { evaluate_stage(context); });
-      stage(config, "modify", keys.modify, [&] { modify_stage(context); });
+      stage(config, "evaluate", keys.evaluate, [&] {
+        store_.clear_metrics(config.id(), "evaluate");
+        evaluate_stage(context);
+      });
+      stage(config, "modify", keys.modify, [&] {
+        store_.clear_metrics(config.id(), "modify");
+        modify_stage(context);
+      });
       store_.mark_finished(config.id(), "done", "");
       info("{}: done", label);
       set_log_file("");

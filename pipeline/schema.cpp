@@ -9,19 +9,17 @@ const std::vector<std::string> kActivations = {"tanh", "relu", "sigmoid", "ident
 
 std::vector<Field> make_schema() {
   using T = FieldType;
+  // One key to an entry reads better than the formatter's columns.
+  // clang-format off
   std::vector<Field> f = {
       {"data.source", T::kChoice, "cifar10", "a data source", {"cifar10"}},
       {"data.dir", T::kString, "", "a folder of CIFAR-10 binary files", {}, 0, 0, false},
       {"data.class", T::kChoice, "deer", "a CIFAR-10 class name or index 0-9", cifar_class_names()},
       {"data.train_limit", T::kInt, "0", "an integer >= 0 (0: every training image)", {}, 0},
       {"data.test_limit", T::kInt, "0", "an integer >= 0 (0: every test image)", {}, 0},
-      {"model.hidden",
-       T::kIntList,
-       "[1024]",
-       "a list of positive hidden widths from the input down, e.g. [1024] or [4096, 1024]",
-       {},
-       1,
-       1e6},
+      {"model.hidden", T::kIntList, "[1024]",
+       "a list of positive hidden widths from the input down, e.g. [1024] or [4096, 1024]", {},
+       1, 1e6},
       {"model.bottleneck", T::kInt, "96", "a positive integer below the input width", {}, 1, 1e6},
       {"model.activation", T::kChoice, "tanh", "an activation", kActivations},
       {"model.output_activation", T::kChoice, "tanh", "an activation", kActivations},
@@ -37,22 +35,17 @@ std::vector<Field> make_schema() {
       {"train.checkpoint_every", T::kInt, "5", "a positive number of epochs", {}, 1, 1e6, false},
       {"evaluate.pca", T::kBool, "true", "true or false"},
       {"modify.steps", T::kInt, "20", "a positive number of iterations", {}, 1, 10000},
-      {"modify.record",
-       T::kIntList,
-       "[1, 5, 10]",
-       "a list of steps to record besides the last",
-       {},
-       1,
-       10000},
-      {"modify.foreign",
-       T::kInt,
-       "1000",
-       "a positive number of foreign test pictures",
-       {},
-       1,
+      {"modify.record", T::kIntList, "[1, 5, 10]", "a list of steps to record besides the last",
+       {}, 1, 10000},
+      {"modify.foreign", T::kInt, "1000", "a positive number of foreign test pictures", {}, 1,
        9000},
+      {"modify.fd_components", T::kInt, "64",
+       "a positive number of principal components for the Frechet distance", {}, 1, 3072},
+      {"modify.attractor_sample", T::kInt, "200",
+       "an integer >= 0: training images tested as fixed points (0: skip)", {}, 0, 5000},
       {"report.images", T::kInt, "16", "an integer in [1, 100]", {}, 1, 100, false},
   };
+  // clang-format on
   std::sort(f.begin(), f.end(), [](const Field& a, const Field& b) { return a.path < b.path; });
   return f;
 }

@@ -369,6 +369,18 @@ void Store::put_metrics(const std::string& run, const std::string& stage,
   }
 }
 
+void Store::clear_metrics(const std::string& run, const std::string& stage) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    Statement(db_, "DELETE FROM metrics WHERE run=? AND stage=?").bind(1, run).bind(2, stage).run();
+    Statement(db_, "DELETE FROM final WHERE run=? AND stage=?").bind(1, run).bind(2, stage).run();
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
 void Store::put_artifact(const std::string& run, const ArtifactRow& a) {
   Statement(
       db_, "INSERT OR REPLACE INTO artifacts (run, path, kind, checksum, bytes) VALUES (?,?,?,?,?)")

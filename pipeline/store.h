@@ -99,6 +99,8 @@ class Store {
   void put_metrics(const std::string& run, const std::string& stage,
                    const std::vector<Metric>& metrics);
   void put_artifact(const std::string& run, const ArtifactRow& artifact);
+  // Removes a stage's metric rows before the stage runs again.
+  void clear_metrics(const std::string& run, const std::string& stage);
   // Renames the record of a file that was renamed (replacing one at `to`).
   void move_artifact(const std::string& run, const std::string& from, const std::string& to);
   void remove_artifact(const std::string& run, const std::string& path);

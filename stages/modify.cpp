@@ -6,6 +6,7 @@
 
 #include "pipeline/fault.h"
 #include "pipeline/log.h"
+#include "stages/measures.h"
 #include "stages/model.h"
 #include "stages/stages.h"
 
@@ -28,6 +29,22 @@ double rms(const torch::Tensor& t) {
   return t.to(torch::kFloat64).pow(2).mean().sqrt().item<double>();
 }
 
+// Attractors among training images: after `steps` iterations, the fraction
+// that stays put (rms(f(x) - x) < 0.02) and the fraction that is moreover
+// contracting there (latent Jacobian spectral radius below 1).
+std::vector<Metric> attractor_metrics(Autoencoder& model, const torch::Tensor& sample,
+                                      int64_t steps) {
+  torch::Tensor x = sample;
+  for (int64_t t = 0; t < steps; ++t) x = reconstruct(model, x);
+  torch::Tensor residual = (reconstruct(model, x) - x).pow(2).mean(1).sqrt();
+  torch::Tensor fixed = residual < 0.02;
+  torch::Tensor radius = latent_spectral_radius(model, x);
+  torch::Tensor attracting = fixed.logical_and(radius < 1.0);
+  return {{"modify.fixed_fraction", 0, fixed.to(torch::kFloat64).mean().item<double>()},
+          {"modify.attractor_fraction", 0, attracting.to(torch::kFloat64).mean().item<double>()},
+          {"modify.spectral_radius", 0, radius.median().item<double>()}};
+}
+
 }  // namespace
 
 void modify_stage(const StageContext& context) {
@@ -45,25 +62,55 @@ void modify_stage(const StageContext& context) {
   double typical = nearest_distance(test, train).median().item<double>();
   double spread = rms(start - mean_train);
 
+  // Distances between sets in the space of the top principal components.
+  PcaBasis basis = pca_basis(train, context.cache_dir, context.data.key);
+  torch::Tensor axes =
+      basis.vectors.narrow(1, 0, std::min(cfg.fd_components, basis.vectors.size(1)));
+  auto project = [&](const torch::Tensor& x) {
+    return (x.to(torch::kFloat64) - basis.mean).mm(axes);
+  };
+  torch::Tensor test_scores = project(test);
+  double fd_before = frechet_distance(project(start), test_scores);
+
+  std::vector<Metric> metrics = {
+      {"modify.fd_before", 0, fd_before},
+      {"modify.selectivity", 0,
+       selectivity(relative_change(start, reconstruct(model, start), mean_train),
+                   relative_change(test, reconstruct(model, test), mean_train))}};
   std::set<int64_t> recorded(cfg.record.begin(), cfg.record.end());
   recorded.insert(cfg.steps);
-  std::vector<Metric> metrics;
   std::vector<torch::Tensor> shown;
   torch::Tensor x = start;
   for (int64_t t = 1; t <= cfg.steps; ++t) {
     x = reconstruct(model, x);
     if (t == 1) shown.push_back(x);
     if (recorded.count(t) == 0) continue;
-    double change = rms(x - start) / spread;
-    double pull = (nearest_distance(x, train) / typical).median().item<double>();
-    metrics.push_back({"modify.change", t, change});
-    metrics.push_back({"modify.pull", t, pull});
+    metrics.push_back({"modify.change", t, rms(x - start) / spread});
+    metrics.push_back(
+        {"modify.pull", t, (nearest_distance(x, train) / typical).median().item<double>()});
+    metrics.push_back(
+        {"modify.fd_gain", t, 1.0 - frechet_distance(project(x), test_scores) / fd_before});
   }
   if (cfg.steps > 1) shown.push_back(x);
+
+  if (cfg.attractor_sample > 0) {
+    int64_t n = std::min(cfg.attractor_sample, train.size(0));
+    for (const Metric& m : attractor_metrics(model, train.narrow(0, 0, n), cfg.steps)) {
+      metrics.push_back(m);
+    }
+  }
   fault_point("modify");
   context.store.put_metrics(context.config.id(), "modify", metrics);
-  info("modify: after {} steps change {:.3f}, pull {:.3f}", cfg.steps,
-       metrics[metrics.size() - 2].value, metrics.back().value);
+  auto last = [&](const std::string& name) {
+    double value = 0;
+    for (const Metric& m : metrics) {
+      if (m.name == name) value = m.value;
+    }
+    return value;
+  };
+  info("modify: after {} steps change {:.3f}, pull {:.3f}, fd_gain {:.3f}; selectivity {:.2f}",
+       cfg.steps, last("modify.change"), last("modify.pull"), last("modify.fd_gain"),
+       last("modify.selectivity"));
 
   std::string path = context.run_dir + "/images/modify.png";
   write_image_rows(path, start, shown, context.config.report_images());

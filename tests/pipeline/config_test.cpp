@@ -39,13 +39,17 @@ TEST_CASE("a file with a name only resolves every key to its default") {
   CHECK(e.runs[0].id().size() == 12);
 }
 
-TEST_CASE("the run id depends on what changes results, not on execution settings") {
+TEST_CASE("the run id depends on what the trained net depends on, and nothing else") {
   RunConfig base = make_run_config({});
   CHECK(make_run_config({}).id() == base.id());
   CHECK(make_run_config({"train.threads=1"}).id() == base.id());
   CHECK(make_run_config({"train.checkpoint_every=7"}).id() == base.id());
   CHECK(make_run_config({"train.epochs=3"}).id() != base.id());
   CHECK(make_run_config({"model.hidden=[512, 256]"}).id() != base.id());
+  CHECK(make_run_config({"data.class=cat"}).id() != base.id());
+  // Measurement settings rerun their stage on the same net instead.
+  CHECK(make_run_config({"modify.steps=5"}).id() == base.id());
+  CHECK(make_run_config({"evaluate.pca=false"}).id() == base.id());
 }
 
 TEST_CASE("a grid expands to its cross product, last key fastest, then the points") {
