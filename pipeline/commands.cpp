@@ -26,7 +26,7 @@
 namespace pl {
 namespace {
 
-const std::vector<std::string> kListedMetrics = {"copy.psnr", "copy.pca_psnr", "copy.efficiency",
+const std::vector<std::string> kListedMetrics = {"copy.psnr", "copy.efficiency", "modify.fd_gain",
                                                  "modify.change", "modify.pull"};
 
 std::unique_ptr<Store> open_store(const std::string& root) { return Store::open(root, true); }

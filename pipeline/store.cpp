@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS stages (
 CREATE TABLE IF NOT EXISTS artifacts (
   run TEXT NOT NULL, path TEXT NOT NULL, kind TEXT, checksum TEXT, bytes INTEGER,
   PRIMARY KEY (run, path));
+CREATE TABLE IF NOT EXISTS sweep_metrics (
+  sweep TEXT NOT NULL, name TEXT NOT NULL, run TEXT NOT NULL DEFAULT '', value REAL,
+  PRIMARY KEY (sweep, name, run));
 CREATE TABLE IF NOT EXISTS final (
   run TEXT NOT NULL, name TEXT NOT NULL, stage TEXT NOT NULL, step INTEGER NOT NULL, value REAL,
   PRIMARY KEY (run, name));
@@ -416,6 +419,23 @@ std::string Store::artifact_checksum(const std::string& run, const std::string& 
   Statement select(db_, "SELECT checksum FROM artifacts WHERE run=? AND path=?");
   select.bind(1, run).bind(2, path);
   return select.step() ? select.text(0) : "";
+}
+
+void Store::put_sweep_metrics(
+    const std::string& sweep,
+    const std::vector<std::tuple<std::string, std::string, double>>& rows) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    Statement(db_, "DELETE FROM sweep_metrics WHERE sweep=?").bind(1, sweep).run();
+    Statement insert(db_, "INSERT INTO sweep_metrics (sweep, name, run, value) VALUES (?,?,?,?)");
+    for (const auto& [name, run, value] : rows) {
+      insert.bind(1, sweep).bind(2, name).bind(3, run).bind(4, value).run();
+    }
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
 }
 
 std::vector<SweepRow> Store::sweeps() {

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 struct sqlite3;
@@ -106,6 +107,11 @@ class Store {
   void remove_artifact(const std::string& run, const std::string& path);
   // The recorded checksum of a run's file, or "".
   std::string artifact_checksum(const std::string& run, const std::string& path);
+
+  // Replaces the sweep's analysis rows: (name, run, value); run is "" for a
+  // sweep-wide value.
+  void put_sweep_metrics(const std::string& sweep,
+                         const std::vector<std::tuple<std::string, std::string, double>>& rows);
 
   std::vector<SweepRow> sweeps();
   std::vector<std::string> sweep_run_ids(const std::string& sweep);

@@ -12,6 +12,7 @@
 
 #include "pipeline/fault.h"
 #include "pipeline/paths.h"
+#include "stages/analysis.h"
 #include "stages/image.h"
 
 namespace pl {
@@ -81,13 +82,35 @@ std::string run_label(const RunRow& run) {
   return arch != run.params.end() ? arch->second : run.id;
 }
 
-// Every run's loss per epoch on a log scale, as inline SVG from gnuplot.
+// Runs gnuplot on `script` (written to `work`) and returns its SVG, or a
+// note when gnuplot is missing or fails.
+std::string gnuplot_svg(const std::string& script, const std::string& work,
+                        const std::string& name) {
+  std::string path = work + "/" + name + ".gp";
+  write_file_atomic(path,
+                    "set terminal svg size 860,440 dynamic enhanced font 'sans,11' "
+                    "background rgb 'white'\n" +
+                        script + "\n");
+  std::string svg;
+  std::FILE* pipe = popen(fmt::format("gnuplot '{}' 2>/dev/null", path).c_str(), "r");
+  if (pipe != nullptr) {
+    char buffer[4096];
+    std::size_t got = 0;
+    while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) svg.append(buffer, got);
+    if (pclose(pipe) != 0) svg.clear();
+  }
+  if (svg.find("<svg") == std::string::npos) {
+    return "<p>Plots need gnuplot (apt-get install gnuplot-nox); the numbers are in runs.csv and "
+           "the run database.</p>";
+  }
+  return svg.substr(svg.find("<svg"));
+}
+
+// Every run's loss per epoch on a log scale.
 std::string loss_plot(Store& store, const std::vector<RunRow>& runs, const std::string& work) {
-  std::string plot;
-  std::string script = fmt::format(
-      "set terminal svg size 860,420 dynamic enhanced font 'sans,11' background rgb 'white'\n"
+  std::string script =
       "set logscale y\nset xlabel 'epoch'\nset ylabel 'training loss (MSE)'\n"
-      "set key outside right\nset grid\nplot ");
+      "set key outside right\nset grid\nplot ";
   int lines = 0;
   for (const RunRow& run : runs) {
     auto series = store.series(run.id, "train.loss");
@@ -101,21 +124,54 @@ std::string loss_plot(Store& store, const std::vector<RunRow>& runs, const std::
     ++lines;
   }
   if (lines == 0) return "<p>No training losses recorded yet.</p>";
-  write_file_atomic(work + "/loss.gp", script + "\n");
+  return gnuplot_svg(script, work, "loss");
+}
 
-  std::string command = fmt::format("gnuplot '{}/loss.gp' 2>/dev/null", work);
-  std::FILE* pipe = popen(command.c_str(), "r");
-  if (pipe != nullptr) {
-    char buffer[4096];
-    std::size_t got = 0;
-    while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) plot.append(buffer, got);
-    if (pclose(pipe) != 0) plot.clear();
+// copy.psnr against modify.fd_gain, each run labelled, with the Pareto front.
+std::string tradeoff_plot(const std::vector<RunRow>& runs, const SweepAnalysis& analysis,
+                          const std::string& work) {
+  std::string points, front;
+  std::vector<std::pair<double, double>> front_points;
+  for (const RunRow& run : runs) {
+    auto psnr = run.metrics.find("copy.psnr");
+    auto gain = run.metrics.find("modify.fd_gain");
+    if (run.status != "done" || psnr == run.metrics.end() || gain == run.metrics.end()) continue;
+    points += fmt::format("{} {} \"{}\"\n", psnr->second, gain->second, run_label(run));
+    if (std::find(analysis.front.begin(), analysis.front.end(), run.id) != analysis.front.end()) {
+      front_points.emplace_back(psnr->second, gain->second);
+    }
   }
-  if (plot.find("<svg") == std::string::npos) {
-    return "<p>Loss curves need gnuplot (apt-get install gnuplot-nox); the numbers are in "
-           "runs.csv and the run database.</p>";
+  if (points.empty()) return "<p>No run has both copy.psnr and modify.fd_gain yet.</p>";
+  std::sort(front_points.begin(), front_points.end());
+  for (const auto& [x, y] : front_points) front += fmt::format("{} {}\n", x, y);
+  write_file_atomic(work + "/tradeoff.dat", points);
+  write_file_atomic(work + "/front.dat", front);
+  std::string script = fmt::format(
+      "set xlabel 'copy.psnr (dB): copies its class better ->'\n"
+      "set ylabel 'modify.fd_gain: pulls foreign pictures toward the class ->'\n"
+      "set grid\nset key bottom left\nset offsets graph 0.08, graph 0.25, graph 0.1, graph 0.1\n"
+      "plot '{0}/front.dat' using 1:2 with lines lw 2 lc rgb '#cc6600' title 'Pareto front', "
+      "'{0}/tradeoff.dat' using 1:2 with points pt 7 ps 1.3 lc rgb '#1f5fa8' notitle, "
+      "'' using 1:2:3 with labels offset char 1,0.8 left font 'sans,9' notitle",
+      work);
+  return gnuplot_svg(script, work, "tradeoff");
+}
+
+std::string correlation_text(const SweepAnalysis& analysis) {
+  if (analysis.correlations.empty()) {
+    return "<p>Rank correlations need at least three finished runs.</p>";
   }
-  return plot.substr(plot.find("<svg"));
+  std::string html =
+      "<table><thead><tr><th>Spearman "
+      "correlation</th><th>rho</th><th>runs</th></tr></thead><tbody>";
+  for (const Metric& m : analysis.correlations) {
+    std::string pair = m.name.substr(std::string("spearman.").size());
+    std::size_t split = pair.find(".", pair.find('.') + 1);
+    html +=
+        fmt::format("<tr><td>{} vs {}</td><td>{:+.3f}</td><td>{}</td></tr>",
+                    escape(pair.substr(0, split)), escape(pair.substr(split + 1)), m.value, m.step);
+  }
+  return html + "</tbody></table>\n";
 }
 
 std::string embedded_image(const std::string& path, const std::string& alt) {
@@ -282,6 +338,15 @@ ReportFiles write_report(Store& store, const std::string& root, const std::strin
   }
   html += "<h2>Runs</h2>\n" + table(runs, varied_params(runs), metrics);
   html += "<p>Click a column heading to sort. Definitions of the metrics: METRICS.md.</p>\n";
+  SweepAnalysis analysis = analyse_sweep(runs);
+  std::vector<std::tuple<std::string, std::string, double>> rows;
+  for (const Metric& m : analysis.correlations) rows.emplace_back(m.name, "", m.value);
+  for (const std::string& id : analysis.front) rows.emplace_back("pareto.copy_vs_fd_gain", id, 1.0);
+  store.put_sweep_metrics(sweep, rows);
+  html += "<h2>Copy versus modify</h2>\n" + tradeoff_plot(runs, analysis, dir + "/plot-data") +
+          correlation_text(analysis) +
+          "<p>A negative correlation means the nets that copy their class best pull foreign "
+          "pictures toward it least. Runs on the front are beaten by no other run on both.</p>\n";
   html += "<h2>Training loss</h2>\n" + loss_plot(store, runs, dir + "/plot-data") + "\n";
   html += "<h2>Each run</h2>\n";
   for (const RunRow& run : runs) html += run_section(store, run, root);
