@@ -92,6 +92,18 @@ std::string runs_json(const std::vector<RunRow>& runs) {
   return out + "\n]\n";
 }
 
+// Throws unless `sweep` is empty or a sweep of the store.
+void require_sweep(Store& store, const std::string& sweep) {
+  if (sweep.empty()) return;
+  std::vector<std::string> names;
+  for (const SweepRow& s : store.sweeps()) names.push_back(s.name);
+  if (std::find(names.begin(), names.end(), sweep) != names.end()) return;
+  std::string hint = suggest(sweep, names);
+  throw std::runtime_error(
+      fmt::format("no sweep named '{}' in {}{}; `pipeline status` lists the sweeps", sweep,
+                  store.path(), hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+}
+
 // The run whose id starts with `prefix`; an error lists the candidates when
 // more than one does.
 const RunRow& find_run(const std::vector<RunRow>& runs, const std::string& prefix) {
@@ -272,6 +284,7 @@ std::vector<std::string> known_names(Store& store) {
 int runs_command(const std::string& root, const RunsOptions& options) {
   return guarded([&] {
     auto store = open_store(root);
+    require_sweep(*store, options.sweep);
     std::vector<SqlValue> binds;
     std::string from = "FROM runs r";
     if (!options.sweep.empty()) {

@@ -161,6 +161,11 @@ bool convert(const Field& field, const YAML::Node& node, Value& out, std::string
     return false;
   };
   auto in_range = [&](double v) { return v >= field.min && v <= field.max; };
+  auto out_of_range = [&] {
+    why = fmt::format("expected {} (from {:g} to {:g}), found {}", field.help, field.min, field.max,
+                      show(node));
+    return false;
+  };
 
   if (field.type == FieldType::kIntList) {
     std::vector<int64_t> list;
@@ -173,9 +178,8 @@ bool convert(const Field& field, const YAML::Node& node, Value& out, std::string
       return expected();
     for (const YAML::Node& item : items) {
       int64_t v = 0;
-      if (!item.IsScalar() || !parse_int(item.Scalar(), v) || !in_range(static_cast<double>(v))) {
-        return expected();
-      }
+      if (!item.IsScalar() || !parse_int(item.Scalar(), v)) return expected();
+      if (!in_range(static_cast<double>(v))) return out_of_range();
       list.push_back(v);
     }
     out = list;
@@ -187,13 +191,15 @@ bool convert(const Field& field, const YAML::Node& node, Value& out, std::string
   switch (field.type) {
     case FieldType::kInt: {
       int64_t v = 0;
-      if (!parse_int(text, v) || !in_range(static_cast<double>(v))) return expected();
+      if (!parse_int(text, v)) return expected();
+      if (!in_range(static_cast<double>(v))) return out_of_range();
       out = v;
       return true;
     }
     case FieldType::kFloat: {
       double v = 0;
-      if (!parse_float(text, v) || !in_range(v)) return expected();
+      if (!parse_float(text, v)) return expected();
+      if (!in_range(v)) return out_of_range();
       out = v;
       return true;
     }
@@ -406,6 +412,8 @@ ModifyConfig RunConfig::modify() const {
   c.foreign = std::get<int64_t>(values_.at("modify.foreign"));
   c.fd_components = std::get<int64_t>(values_.at("modify.fd_components"));
   c.attractor_sample = std::get<int64_t>(values_.at("modify.attractor_sample"));
+  c.images = std::get<std::string>(values_.at("modify.images"));
+  c.fit = std::get<std::string>(values_.at("modify.fit"));
   return c;
 }
 

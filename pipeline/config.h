@@ -87,6 +87,8 @@ struct ModifyConfig {
   int64_t foreign = 1000;
   int64_t fd_components = 64;
   int64_t attractor_sample = 200;
+  std::string images;  // a folder of the user's pictures, or ""
+  std::string fit;     // crop or letterbox
 };
 
 // The resolved config of one run: every schema key with its value.

@@ -29,7 +29,7 @@ hid_t link_creation() {
 
 }  // namespace
 
-H5Writer::H5Writer(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
+H5Writer::H5Writer(std::string path) : path_(std::move(path)), tmp_(temporary_path(path_)) {
   silence_hdf5();
   file_ = H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (file_ < 0) fail("cannot create the file (is the folder writable?)");

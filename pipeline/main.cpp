@@ -58,19 +58,35 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--format", format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
   CLI::App* show_cmd = app.add_subcommand("show", "config, stages, metrics and files of one run");
   show_cmd->add_option("run", run_id, "run id or a unique prefix")->required();
+  pl::ModifyOptions modify;
+  CLI::App* modify_cmd = app.add_subcommand("modify", "iterate a trained net on your own picture");
+  modify_cmd->add_option("run", modify.run, "run id or a unique prefix")->required();
+  modify_cmd->add_option("--image", modify.image, "a PNG or JPEG picture")->required();
+  modify_cmd->add_option("--steps", modify.steps, "iterations (default 20)")
+      ->check(CLI::Range(1, 1000));
+  modify_cmd->add_option("--fit", modify.fit, "crop (default) or letterbox")
+      ->check(CLI::IsMember({"crop", "letterbox"}));
+  modify_cmd->add_option("--out", modify.out, "the PNG strip to write")->required();
   CLI::App* report_cmd = app.add_subcommand("report", "regenerate a sweep's report");
   report_cmd->add_option("sweep", sweep, "sweep name")->required();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version end well; any other usage mistake is status 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   if (verbose) pl::set_log_level(pl::Level::kDebug);
   run.root = root;
   std::string resolved = pl::resolve_root(root);
 
   if (*run_cmd && run.dry_run) return pl::dry_run(run);
+  modify.root = root;
 #ifdef PIPELINE_RUNNER
   if (*run_cmd) return pl::run_experiment(run);
+  if (*modify_cmd) return pl::modify_command(modify);
 #else
-  if (*run_cmd) return pl::exec_runner(argv);
+  if (*run_cmd || *modify_cmd) return pl::exec_runner(argv);
 #endif
   if (*status_cmd) return pl::status_command(resolved, sweep);
   if (*runs_cmd) return pl::runs_command(resolved, runs);

@@ -22,6 +22,10 @@ void write_file_atomic(const std::string& path, const std::string& text);
 
 std::string read_file(const std::string& path);
 
+// A temporary name beside `path`, unique to this process and call, so two
+// processes writing the same file never share a temporary file.
+std::string temporary_path(const std::string& path);
+
 // fsync of a file or folder; errors are ignored (best effort durability).
 void sync_path(const std::string& path);
 

@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
+#include <sstream>
 
 #include "pipeline/config.h"
 #include "pipeline/hash.h"
@@ -16,6 +18,7 @@
 #include "pipeline/paths.h"
 #include "pipeline/store.h"
 #include "stages/ingest.h"
+#include "stages/picture.h"
 #include "stages/report.h"
 #include "stages/stages.h"
 
@@ -50,6 +53,22 @@ Keys stage_keys(const RunConfig& config, const std::string& data_key) {
   keys.modify = hash_text(
       fmt::format("{}\n{}\n{}", kModifyVersion, keys.train, config.section_text("modify")));
   return keys;
+}
+
+// A failure's reason as a person reads it: LibTorch's messages carry a C++
+// stack trace, and running out of memory deserves the fix.
+std::string failure_reason(std::string what) {
+  std::size_t trace = what.find("\nException raised from");
+  if (trace != std::string::npos) what.resize(trace);
+  trace = what.find("Exception raised from");
+  if (trace != std::string::npos) what.resize(trace);
+  while (!what.empty() && std::isspace(static_cast<unsigned char>(what.back()))) what.pop_back();
+  if (what.size() > 600) what = what.substr(0, 600) + "...";
+  if (what.find("can't allocate memory") != std::string::npos ||
+      what.find("std::bad_alloc") != std::string::npos) {
+    what += " (out of memory: lower model.hidden or train.batch_size, or free memory)";
+  }
+  return what;
 }
 
 std::map<std::string, std::string> params_of(const RunConfig& config) {
@@ -87,6 +106,13 @@ DataMap read_data(const Experiment& experiment, const std::string& cache_dir) {
       throw DataError(fmt::format("class '{}' has no images in {}", config.class_name, config.dir));
     }
     data.emplace(slice, std::move(set));
+  }
+  // The user's pictures are checked now too, so a bad one stops nothing half-way.
+  for (const RunConfig& run : experiment.runs) {
+    ModifyConfig modify = run.modify();
+    if (modify.images.empty()) continue;
+    for (const std::string& file : picture_files(modify.images))
+      load_picture(file, parse_fit(modify.fit));
   }
   return data;
 }
@@ -159,8 +185,9 @@ class SweepRunner {
       set_log_file("");
       throw;
     } catch (const std::exception& e) {
-      error("{}: failed: {}", label, e.what());
-      store_.mark_finished(config.id(), "failed", e.what());
+      std::string reason = failure_reason(e.what());
+      error("{}: failed: {}", label, reason);
+      store_.mark_finished(config.id(), "failed", reason);
       set_log_file("");
       return false;
     }
@@ -208,6 +235,43 @@ class SweepRunner {
 
 }  // namespace
 
+int modify_command(const ModifyOptions& options) {
+  try {
+    std::string root = resolve_root(options.root);
+    auto store = Store::open(root, true);
+    std::vector<std::string> ids;
+    for (const RunRow& run : store->runs("")) {
+      if (run.id.rfind(options.run, 0) == 0) ids.push_back(run.id);
+    }
+    if (ids.size() != 1) {
+      throw std::runtime_error(
+          fmt::format("run '{}': {}", options.run,
+                      ids.empty() ? "no run id starts with it" : "ambiguous; give more of the id"));
+    }
+    // The stored config is "key: value" lines, the same form --set takes.
+    std::vector<std::string> overrides;
+    std::istringstream lines(store->run_config(ids[0]));
+    for (std::string line; std::getline(lines, line);) {
+      std::size_t colon = line.find(": ");
+      if (colon != std::string::npos)
+        overrides.push_back(line.substr(0, colon) + "=" + line.substr(colon + 2));
+    }
+    RunConfig config = make_run_config(overrides);
+    Tile picture = load_picture(options.image, parse_fit(options.fit));
+    std::vector<std::vector<Tile>> steps =
+        iterate_pictures(config, root + "/" + ids[0] + "/checkpoint.h5", {picture}, options.steps);
+    std::vector<Tile> strip;
+    for (const auto& step : steps) strip.push_back(step[0]);
+    write_grid_png(options.out, strip, static_cast<int>(strip.size()), 4);
+    info("{}: {} and its {} iterations through run {}", options.out, options.image, options.steps,
+         ids[0]);
+    return 0;
+  } catch (const std::exception& e) {
+    error("{}", e.what());
+    return 2;
+  }
+}
+
 int run_experiment(const RunOptions& options) {
   LoadOptions load;
   load.overrides = options.overrides;
@@ -241,14 +305,23 @@ int run_experiment(const RunOptions& options) {
   info("sweep '{}': {} runs from {}, output in {}", experiment.name, experiment.runs.size(),
        experiment.file, root);
   for (const auto& item : data) {
-    if (!item.second->from_cache) save_cifar_cache(*item.second, cache_dir);
+    try {
+      if (!item.second->from_cache) save_cifar_cache(*item.second, cache_dir);
+    } catch (const std::exception& e) {
+      warn("the data cache was not written ({}); the next run reads the files again", e.what());
+    }
   }
-  std::vector<std::string> ids;
-  for (const RunConfig& run : experiment.runs) {
-    ids.push_back(run.id());
-    store->put_run(run.id(), run.canonical(), params_of(run));
+  try {
+    std::vector<std::string> ids;
+    for (const RunConfig& run : experiment.runs) {
+      ids.push_back(run.id());
+      store->put_run(run.id(), run.canonical(), params_of(run));
+    }
+    store->put_sweep({experiment.name, experiment.file, experiment.description, ""}, ids);
+  } catch (const std::exception& e) {
+    error("{}", e.what());
+    return 2;
   }
-  store->put_sweep({experiment.name, experiment.file, experiment.description, ""}, ids);
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -262,15 +335,28 @@ int run_experiment(const RunOptions& options) {
     status = 130;
   }
 
-  ReportFiles report = write_report(*store, root, experiment.name);
-  info("report: {}", report.html);
+  try {
+    info("report: {}", write_report(*store, root, experiment.name).html);
+  } catch (const std::exception& e) {
+    warn("the report was not written: {}; `pipeline report {}` tries again", e.what(),
+         experiment.name);
+  }
+
+  int done = 0;
+  for (const RunRow& run : store->runs(experiment.name)) done += run.status == "done";
+  int total = static_cast<int>(experiment.runs.size());
   if (status == 130) {
     warn("stopped; run the same command again to resume");
   } else if (failed > 0) {
-    warn("{} of {} runs failed; `pipeline runs --sweep {}` lists them", failed,
-         experiment.runs.size(), experiment.name);
+    warn("{} of {} runs failed; `pipeline runs --sweep {}` lists them", failed, total,
+         experiment.name);
+  } else if (done < total) {
+    info(
+        "sweep '{}': {} of {} runs done; the rest are being run by another process "
+        "(`pipeline status {}`)",
+        experiment.name, done, total, experiment.name);
   } else {
-    info("sweep '{}': all {} runs done", experiment.name, experiment.runs.size());
+    info("sweep '{}': all {} run{} done", experiment.name, total, total == 1 ? "" : "s");
   }
   return status;
 }

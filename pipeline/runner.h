@@ -5,6 +5,7 @@
 // from its checkpoint, failed runs are skipped unless retry_failed.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,18 @@ struct RunOptions {
 // written), 130 stopped by the user (resume by running it again).
 // Defined in the `pipeline-run` program only: it links LibTorch.
 int run_experiment(const RunOptions& options);
+
+struct ModifyOptions {
+  std::string root;
+  std::string run;    // id or unique prefix
+  std::string image;  // PNG or JPEG
+  int64_t steps = 20;
+  std::string fit = "crop";
+  std::string out;  // the PNG strip: the picture, then each iteration
+};
+
+// `pipeline modify`: the user's picture through a trained run's net.
+int modify_command(const ModifyOptions& options);
 
 // Prints the runs the experiment expands to, with their ids (--dry-run).
 int dry_run(const RunOptions& options);

@@ -43,6 +43,8 @@ std::vector<Field> make_schema() {
        "a positive number of principal components for the Frechet distance", {}, 1, 3072},
       {"modify.attractor_sample", T::kInt, "200",
        "an integer >= 0: training images tested as fixed points (0: skip)", {}, 0, 5000},
+      {"modify.images", T::kString, "", "a folder of PNG or JPEG pictures of your own (or empty)"},
+      {"modify.fit", T::kChoice, "crop", "how pictures become 32x32", {"crop", "letterbox"}},
       {"report.images", T::kInt, "16", "an integer in [1, 100]", {}, 1, 100, false},
   };
   // clang-format on

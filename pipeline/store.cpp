@@ -172,6 +172,9 @@ std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
   try {
     if (!read_only) {
       store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+      // One transaction, so two processes opening a new database at once
+      // do not both create (or drop) the same views.
+      store->exec("BEGIN IMMEDIATE");
       store->exec(kSchema);
       // Databases written before the `final` table existed get it filled once.
       store->exec(
@@ -179,6 +182,7 @@ std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
           "SELECT run, name, stage, step, value FROM metrics m WHERE step = (SELECT max(step) "
           "FROM metrics x WHERE x.run = m.run AND x.name = m.name) "
           "AND NOT EXISTS (SELECT 1 FROM final LIMIT 1)");
+      store->exec("COMMIT");
     } else {
       store->exec("PRAGMA query_only = ON");
       if (store->query("SELECT 1 FROM sqlite_master WHERE name = 'final'").rows.empty()) {
@@ -189,9 +193,14 @@ std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
       }
     }
   } catch (const std::exception& e) {
-    throw std::runtime_error(
-        fmt::format("{}: {}; check that the folder is writable and the file is a pipeline database",
-                    path, e.what()));
+    std::string why = e.what();
+    bool damaged = why.find("malformed") != std::string::npos ||
+                   why.find("not a database") != std::string::npos;
+    throw std::runtime_error(fmt::format(
+        "{}: {}; {}", path, why,
+        damaged ? "the file is damaged or not a run database: move it aside and run again (the "
+                  "run folders keep their checkpoints)"
+                : "check that the folder is writable"));
   }
   return store;
 }

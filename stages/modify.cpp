@@ -8,6 +8,7 @@
 #include "pipeline/log.h"
 #include "stages/measures.h"
 #include "stages/model.h"
+#include "stages/picture.h"
 #include "stages/stages.h"
 
 namespace pl {
@@ -46,6 +47,27 @@ std::vector<Metric> attractor_metrics(Autoencoder& model, const torch::Tensor& s
 }
 
 }  // namespace
+
+std::vector<std::vector<Tile>> iterate_pictures(const RunConfig& config,
+                                                const std::string& checkpoint,
+                                                const std::vector<Tile>& pictures, int64_t steps) {
+  Autoencoder model = load_trained(checkpoint, config.model());
+  std::vector<float> flat;
+  for (const Tile& tile : pictures) flat.insert(flat.end(), tile.begin(), tile.end());
+  torch::Tensor x =
+      torch::from_blob(flat.data(), {static_cast<int64_t>(pictures.size()), 3072}, torch::kFloat32)
+          .clone();
+  std::vector<std::vector<Tile>> out;
+  for (int64_t t = 0; t <= steps; ++t) {
+    if (t > 0) x = reconstruct(model, x);
+    torch::Tensor c = x.contiguous();
+    out.emplace_back();
+    for (int64_t i = 0; i < c.size(0); ++i) {
+      out.back().emplace_back(c[i].data_ptr<float>(), c[i].data_ptr<float>() + 3072);
+    }
+  }
+  return out;
+}
 
 void modify_stage(const StageContext& context) {
   use_threads(context.config.train().threads);
@@ -98,6 +120,25 @@ void modify_stage(const StageContext& context) {
     for (const Metric& m : attractor_metrics(model, train.narrow(0, 0, n), cfg.steps)) {
       metrics.push_back(m);
     }
+  }
+  if (!cfg.images.empty()) {
+    std::vector<Tile> pictures;
+    for (const std::string& file : picture_files(cfg.images)) {
+      pictures.push_back(load_picture(file, parse_fit(cfg.fit)));
+    }
+    std::vector<std::vector<Tile>> steps =
+        iterate_pictures(context.config, checkpoint_path(context), pictures, cfg.steps);
+    std::vector<Tile> rows;
+    for (std::size_t start = 0; start < pictures.size(); start += 8) {
+      for (std::size_t t : {std::size_t{0}, std::size_t{1}, steps.size() - 1}) {
+        for (std::size_t i = start; i < start + 8; ++i) {
+          rows.push_back(i < pictures.size() ? steps[t][i] : Tile(3072, 1.0f));
+        }
+      }
+    }
+    std::string user = context.run_dir + "/images/user.png";
+    write_grid_png(user, rows, 8);
+    record_image(context, user, "image");
   }
   fault_point("modify");
   context.store.put_metrics(context.config.id(), "modify", metrics);

@@ -303,11 +303,21 @@ ReportFiles write_report(Store& store, const std::string& root, const std::strin
                             [&](const SweepRow& s) { return s.name == sweep; });
   if (found == sweeps.end()) {
     throw std::runtime_error(fmt::format(
-        "no sweep named '{}' in {}; `pipeline runs` lists what is there", sweep, store.path()));
+        "no sweep named '{}' in {}; `pipeline status` lists the sweeps", sweep, store.path()));
   }
   std::vector<RunRow> runs = store.runs(sweep);
   std::string dir = root + "/sweeps/" + sweep;
-  make_dirs(dir + "/plot-data");
+  // Plot inputs go to a folder of this process's own, removed afterwards, so
+  // two reports of one sweep at once do not trip over each other.
+  std::string work = temporary_path(dir + "/plot");
+  make_dirs(work);
+  struct Cleanup {
+    std::string path;
+    ~Cleanup() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  } cleanup{work};
 
   std::vector<std::string> metrics;
   for (const std::string& key : kTableMetrics) {
@@ -337,17 +347,19 @@ ReportFiles write_report(Store& store, const std::string& root, const std::strin
         unfinished, runs.size(), escape(sweep));
   }
   html += "<h2>Runs</h2>\n" + table(runs, varied_params(runs), metrics);
-  html += "<p>Click a column heading to sort. Definitions of the metrics: METRICS.md.</p>\n";
+  html +=
+      "<p>Click a column heading to sort. The metrics are defined in the README's Metrics "
+      "section.</p>\n";
   SweepAnalysis analysis = analyse_sweep(runs);
   std::vector<std::tuple<std::string, std::string, double>> rows;
   for (const Metric& m : analysis.correlations) rows.emplace_back(m.name, "", m.value);
   for (const std::string& id : analysis.front) rows.emplace_back("pareto.copy_vs_fd_gain", id, 1.0);
   store.put_sweep_metrics(sweep, rows);
-  html += "<h2>Copy versus modify</h2>\n" + tradeoff_plot(runs, analysis, dir + "/plot-data") +
+  html += "<h2>Copy versus modify</h2>\n" + tradeoff_plot(runs, analysis, work) +
           correlation_text(analysis) +
           "<p>A negative correlation means the nets that copy their class best pull foreign "
           "pictures toward it least. Runs on the front are beaten by no other run on both.</p>\n";
-  html += "<h2>Training loss</h2>\n" + loss_plot(store, runs, dir + "/plot-data") + "\n";
+  html += "<h2>Training loss</h2>\n" + loss_plot(store, runs, work) + "\n";
   html += "<h2>Each run</h2>\n";
   for (const RunRow& run : runs) html += run_section(store, run, root);
   html += fmt::format("<script>{}</script></body></html>\n", kScript);

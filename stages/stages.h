@@ -12,6 +12,7 @@
 
 #include "pipeline/config.h"
 #include "pipeline/store.h"
+#include "stages/image.h"
 #include "stages/ingest.h"
 
 namespace pl {
@@ -43,6 +44,12 @@ void evaluate_stage(const StageContext& context);
 
 // modify.* metrics and images/modify.png.
 void modify_stage(const StageContext& context);
+
+// Iterates the net of a trained run on pictures: result[t][i] is picture i
+// after t steps, t = 0 .. steps.
+std::vector<std::vector<Tile>> iterate_pictures(const RunConfig& config,
+                                                const std::string& checkpoint,
+                                                const std::vector<Tile>& pictures, int64_t steps);
 
 // Records a file the run wrote (with its checksum) in the run database.
 void record_image(const StageContext& context, const std::string& path, const std::string& kind);

@@ -175,7 +175,9 @@ TrainOutcome train_stage(const StageContext& context) {
       if (std::chrono::duration<double>(now - last_draw).count() > 0.25) {
         last_draw = now;
         double elapsed = std::chrono::duration<double>(now - start).count();
-        double rate = static_cast<double>((b + 1 - first_batch) * cfg.batch_size) / elapsed;
+        double rate = static_cast<double>(std::min(count, (b + 1) * cfg.batch_size) -
+                                          first_batch * cfg.batch_size) /
+                      elapsed;
         double left = (static_cast<double>(batches - b - 1) * cfg.batch_size +
                        static_cast<double>((cfg.epochs - epoch) * count)) /
                       rate;
@@ -186,7 +188,7 @@ TrainOutcome train_stage(const StageContext& context) {
 
     double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     double epoch_loss = position.partial_loss / static_cast<double>(count);
-    double rate = static_cast<double>((batches - first_batch) * cfg.batch_size) / seconds;
+    double rate = static_cast<double>(count - first_batch * cfg.batch_size) / seconds;
     position.losses.push_back(epoch_loss);
     position.epoch = epoch;
     position.next_batch = 0;

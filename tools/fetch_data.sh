@@ -5,6 +5,10 @@
 # used. Otherwise the official cifar-10-binary.tar.gz is downloaded into
 # data/, its checksum verified and unpacked to data/cifar-10-batches-bin.
 set -euo pipefail
+# A relative PIPELINE_CIFAR10 means relative to where the script was called from.
+if [ -n "${PIPELINE_CIFAR10:-}" ] && [ -d "$PIPELINE_CIFAR10" ]; then
+  PIPELINE_CIFAR10="$(cd "$PIPELINE_CIFAR10" && pwd)"
+fi
 cd "$(dirname "$0")/.."
 
 url="https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
@@ -20,6 +24,10 @@ declare -A file_md5=(
 
 check_folder() {
   local dir="$1" name
+  if [ ! -d "$dir" ]; then
+    echo "fetch_data: $dir is not a folder; it should hold data_batch_1.bin ... test_batch.bin" >&2
+    return 1
+  fi
   for name in "${!file_md5[@]}"; do
     if [ ! -f "$dir/$name" ]; then
       echo "fetch_data: $dir/$name is missing" >&2

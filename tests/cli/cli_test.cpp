@@ -108,6 +108,45 @@ TEST_CASE("quick.yaml runs end to end on the real data, and a rerun skips it") {
   CHECK(report.status == 0);
 }
 
+TEST_CASE("two runs of one sweep at once share the work and corrupt nothing") {
+  if (!have_data()) return;
+  testing::ScratchDir dir;
+  std::string command = std::string(PIPELINE_BINARY) + " --root " + (dir / "runs") + " run " +
+                        source("experiments/quick.yaml") + " 2>&1";
+  std::FILE* first = popen(command.c_str(), "r");
+  std::FILE* second = popen(command.c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  for (std::FILE* pipe : {first, second}) {
+    std::size_t got = 0;
+    while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, got);
+  }
+  int status_first = pclose(first);
+  int status_second = pclose(second);
+  INFO(output);
+  CHECK(WEXITSTATUS(status_first) == 0);
+  CHECK(WEXITSTATUS(status_second) == 0);
+  auto store = Store::open(dir / "runs", true);
+  for (const RunRow& r : store->runs("quick")) CHECK(r.status == "done");
+  CHECK(count_rows(dir / "runs", "SELECT count(*) FROM metrics WHERE name = 'train.loss'") == 4);
+  CHECK(count_rows(dir / "runs", "SELECT count(*) FROM stages WHERE stage = 'train'") == 2);
+}
+
+TEST_CASE("usage mistakes and unknown sweeps exit with status 2") {
+  testing::ScratchDir dir;
+  CHECK(run("bogus").status == 2);
+  CHECK(run("runs --limit abc").status == 2);
+  CHECK(run("--help").status == 0);
+  if (!have_data()) return;
+  REQUIRE(run("--root " + (dir / "runs") + " run " + source("experiments/quick.yaml") +
+              " --set train.epochs=1 --set modify.attractor_sample=0")
+              .status == 0);
+  Result missing = run("--root " + (dir / "runs") + " runs --sweep quik");
+  CHECK(missing.status == 2);
+  CHECK(missing.output.find("did you mean 'quick'?") != std::string::npos);
+  CHECK(run("--root " + (dir / "runs") + " export nosuch").status == 2);
+}
+
 TEST_CASE("--dry-run lists the points with their run ids and writes nothing") {
   testing::ScratchDir dir;
   Result result = run("--root " + (dir / "runs") + " run " +

@@ -107,6 +107,12 @@ TEST_CASE("every problem of a file is reported at once") {
         std::string::npos);
 }
 
+TEST_CASE("a value out of range says what the range is") {
+  CHECK(error_of("name: r\ntrain:\n  batch_size: 100000000\n")
+            .find("train.batch_size: expected a positive integer (from 1 to 1e+06), found "
+                  "'100000000'") != std::string::npos);
+}
+
 TEST_CASE("structural mistakes are errors, not silent defaults") {
   CHECK(error_of("name: d\ntrain:\n  epochs: 1\n  epochs: 2\n").find("duplicate key") !=
         std::string::npos);
