@@ -9,6 +9,7 @@
 #include "../test_util.h"
 #include "pipeline/paths.h"
 #include "pipeline/store.h"
+#include "stages/image.h"
 
 namespace pl {
 namespace {
@@ -106,6 +107,25 @@ TEST_CASE("quick.yaml runs end to end on the real data, and a rerun skips it") {
   CHECK(shown.output.find("copy.psnr") != std::string::npos);
   Result report = run("--root " + root + " report quick");
   CHECK(report.status == 0);
+
+  // A picture of the user's own through a trained net: a strip of 4 tiles.
+  write_grid_png(dir / "mine.png", {Tile(3072, 0.5f)}, 1, 3);
+  Result strip =
+      run("--root " + root + " modify " + runs[0].id.substr(0, 6) + " --image " +
+          (dir / "mine.png") + " --steps 3 --fit letterbox --out " + (dir / "strip.png"));
+  INFO(strip.output);
+  CHECK(strip.status == 0);
+  std::string png = read_file(dir / "strip.png");
+  REQUIRE(png.size() > 24);
+  auto be32 = [&](std::size_t at) {
+    return (uint8_t(png[at]) << 24) | (uint8_t(png[at + 1]) << 16) | (uint8_t(png[at + 2]) << 8) |
+           uint8_t(png[at + 3]);
+  };
+  CHECK(be32(16) == 2 + 4 * (32 * 4 + 2));  // width: 4 tiles magnified 4 times
+  Result bad = run("--root " + root + " modify " + runs[0].id + " --image " + (dir / "none.png") +
+                   " --out " + (dir / "x.png"));
+  CHECK(bad.status == 2);
+  CHECK(bad.output.find("none.png: no such picture") != std::string::npos);
 }
 
 TEST_CASE("two runs of one sweep at once share the work and corrupt nothing") {
