@@ -88,7 +88,7 @@ std::string gnuplot_svg(const std::string& script, const std::string& work,
                         const std::string& name) {
   std::string path = work + "/" + name + ".gp";
   write_file_atomic(path,
-                    "set terminal svg size 860,440 dynamic enhanced font 'sans,11' "
+                    "set terminal svg size 860,440 dynamic noenhanced font 'sans,11' "
                     "background rgb 'white'\n" +
                         script + "\n");
   std::string svg;
@@ -109,7 +109,7 @@ std::string gnuplot_svg(const std::string& script, const std::string& work,
 // Every run's loss per epoch on a log scale.
 std::string loss_plot(Store& store, const std::vector<RunRow>& runs, const std::string& work) {
   std::string script =
-      "set logscale y\nset xlabel 'epoch'\nset ylabel 'training loss (MSE)'\n"
+      "set logscale y\nset format y '%.3g'\nset xlabel 'epoch'\nset ylabel 'training loss (MSE)'\n"
       "set key outside right\nset grid\nplot ";
   int lines = 0;
   for (const RunRow& run : runs) {
@@ -157,6 +157,76 @@ std::string tradeoff_plot(const std::vector<RunRow>& runs, const SweepAnalysis& 
   return gnuplot_svg(script, work, "tradeoff");
 }
 
+// Each headline metric against the first hidden width (log scale), one line
+// per depth; or against depth when the width does not vary.
+std::string metric_plots(const std::vector<RunRow>& runs, const std::string& work) {
+  // Only metrics some run has: gnuplot stops at a panel with no points.
+  std::vector<std::string> metrics;
+  for (const char* name : {"copy.psnr", "copy.efficiency", "modify.fd_gain", "modify.change",
+                           "modify.pull", "modify.selectivity"}) {
+    bool present = std::any_of(runs.begin(), runs.end(), [&](const RunRow& run) {
+      return run.status == "done" && run.metrics.count(name) != 0;
+    });
+    if (present) metrics.push_back(name);
+  }
+  std::set<std::string> widths, depths;
+  for (const RunRow& run : runs) {
+    if (run.status != "done") continue;
+    widths.insert(run.params.count("model.width") ? run.params.at("model.width") : "");
+    depths.insert(run.params.count("model.depth") ? run.params.at("model.depth") : "");
+  }
+  bool by_width = widths.size() > 1;
+  if ((!by_width && depths.size() < 2) || metrics.empty()) return "";
+  std::string x_key = by_width ? "model.width" : "model.depth";
+  std::string group_key = by_width ? "model.depth" : "model.width";
+
+  // One data file per group, rows sorted by x: x then every metric.
+  std::map<std::string, std::map<double, std::string>> groups;
+  for (const RunRow& run : runs) {
+    if (run.status != "done" || run.params.count(x_key) == 0) continue;
+    std::string row;
+    for (const std::string& m : metrics) {
+      auto found = run.metrics.find(m);
+      row += found != run.metrics.end() ? fmt::format(" {}", found->second) : " NaN";
+    }
+    double x = std::atof(run.params.at(x_key).c_str());
+    groups[run.params.count(group_key) ? run.params.at(group_key) : ""][x] = row;
+  }
+  std::string script = fmt::format(
+      "set terminal svg size 900,560 dynamic noenhanced font 'sans,10' background rgb 'white'\n"
+      "set multiplot layout 2,3\nset grid\nset key top left font 'sans,8'\nset xlabel '{}'\n{}",
+      x_key, by_width ? "set logscale x 2\n" : "set xtics 1\n");
+  for (std::size_t m = 0; m < metrics.size(); ++m) {
+    script += fmt::format("set title '{}'\nplot ", metrics[m]);
+    std::size_t g = 0;
+    for (const auto& [group, rows] : groups) {
+      std::string data = fmt::format("{}/group-{}.dat", work, g);
+      if (m == 0) {
+        std::string text;
+        for (const auto& [x, row] : rows) text += fmt::format("{}{}\n", x, row);
+        write_file_atomic(data, text);
+      }
+      script += fmt::format("{}'{}' using 1:{} with linespoints pt 7 title '{} {}'", g ? ", " : "",
+                            data, m + 2, group_key, group);
+      ++g;
+    }
+    script += "\n";
+  }
+  write_file_atomic(work + "/metrics.gp", script + "unset multiplot\n");
+  std::string svg;
+  std::FILE* pipe = popen(fmt::format("gnuplot '{}/metrics.gp' 2>/dev/null", work).c_str(), "r");
+  if (pipe != nullptr) {
+    char buffer[4096];
+    std::size_t got = 0;
+    while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) svg.append(buffer, got);
+    pclose(pipe);
+  }
+  std::size_t start = svg.find("<svg");
+  return start == std::string::npos
+             ? ""
+             : "<h2>Metrics against " + x_key + "</h2>\n" + svg.substr(start);
+}
+
 std::string correlation_text(const SweepAnalysis& analysis) {
   if (analysis.correlations.empty()) {
     return "<p>Rank correlations need at least three finished runs.</p>";
@@ -192,7 +262,8 @@ std::string status_summary(const std::vector<RunRow>& runs) {
 
 std::string table(const std::vector<RunRow>& runs, const std::vector<std::string>& varied,
                   const std::vector<std::string>& metrics) {
-  std::string html = "<table class=\"sortable\"><thead><tr><th>run</th><th>status</th>";
+  std::string html =
+      "<div class=\"wide\"><table class=\"sortable\"><thead><tr><th>run</th><th>status</th>";
   for (const std::string& key : varied) html += "<th>" + escape(key) + "</th>";
   for (const std::string& key : metrics) html += "<th>" + escape(key) + "</th>";
   html += "<th>seconds</th></tr></thead><tbody>\n";
@@ -211,7 +282,7 @@ std::string table(const std::vector<RunRow>& runs, const std::vector<std::string
     }
     html += fmt::format("<td data-v=\"{0}\">{0:.1f}</td></tr>\n", run.seconds);
   }
-  return html + "</tbody></table>\n";
+  return html + "</tbody></table></div>\n";
 }
 
 std::string run_section(Store& store, const RunRow& run, const std::string& root) {
@@ -226,6 +297,7 @@ std::string run_section(Store& store, const RunRow& run, const std::string& root
   if (!stages.empty()) html += "<p>Stages: " + escape(stages) + "</p>\n";
   std::string copy = embedded_image(root + "/" + run.id + "/images/copy.png", "copies");
   std::string modify = embedded_image(root + "/" + run.id + "/images/modify.png", "modifications");
+  std::string user = embedded_image(root + "/" + run.id + "/images/user.png", "your pictures");
   if (!copy.empty() || !modify.empty()) {
     html += "<div class=\"grids\">";
     if (!copy.empty()) {
@@ -236,6 +308,11 @@ std::string run_section(Store& store, const RunRow& run, const std::string& root
     if (!modify.empty()) {
       html += "<figure>" + modify +
               "<figcaption>Foreign pictures, then after 1 step, then after the last "
+              "step</figcaption></figure>";
+    }
+    if (!user.empty()) {
+      html += "<figure>" + user +
+              "<figcaption>Your pictures, then after 1 step, then after the last "
               "step</figcaption></figure>";
     }
     html += "</div>\n";
@@ -253,10 +330,20 @@ th{background:#f2f2f2;cursor:pointer}td{text-align:right}td:first-child,td:nth-c
 .banner{background:#fff4d6;border:1px solid #e0b44c;padding:.5em 1em}
 .grids{display:flex;gap:1.5em;flex-wrap:wrap}figure{margin:0}img{image-rendering:pixelated}
 section{border-top:1px solid #ddd;margin-top:1.5em}pre{background:#f7f7f7;padding:.5em}
+.wide{overflow-x:auto}svg{max-width:100%;height:auto}
 )css";
 
-// Sorts a table by the clicked column (numbers by data-v, else text).
+// Sorts a table by the clicked column (numbers by data-v, else text), and
+// records on <body> how many pictures decoded (read by the browser test).
 const char* kScript = R"js(
+window.addEventListener('load', function () {
+  var images = document.images, broken = 0;
+  for (var i = 0; i < images.length; i++) {
+    if (!images[i].complete || images[i].naturalWidth === 0) broken++;
+  }
+  document.body.setAttribute('data-images', images.length + ' images, ' + broken + ' broken');
+  document.body.setAttribute('data-load-ms', Math.round(performance.now()));
+});
 document.querySelectorAll('table.sortable th').forEach(function (th, col) {
   th.addEventListener('click', function () {
     var body = th.closest('table').tBodies[0];
@@ -359,6 +446,7 @@ ReportFiles write_report(Store& store, const std::string& root, const std::strin
           correlation_text(analysis) +
           "<p>A negative correlation means the nets that copy their class best pull foreign "
           "pictures toward it least. Runs on the front are beaten by no other run on both.</p>\n";
+  html += metric_plots(runs, work);
   html += "<h2>Training loss</h2>\n" + loss_plot(store, runs, work) + "\n";
   html += "<h2>Each run</h2>\n";
   for (const RunRow& run : runs) html += run_section(store, run, root);

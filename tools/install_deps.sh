@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages the project builds and runs with.
-# Idempotent: does nothing when every package is already installed.
+# Installs the Debian 12 packages the project builds and runs with; --dev
+# adds what CI and contributors use (the formatter, Chromium for the report
+# test). Idempotent: does nothing when every package is already installed.
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build ccache pkg-config clang-format curl ca-certificates
+  build-essential cmake ninja-build ccache pkg-config curl ca-certificates
   libtorch-dev libopenblas0-openmp
   libyaml-cpp-dev libsqlite3-dev sqlite3 libfmt-dev libhdf5-dev hdf5-tools
   libcli11-dev doctest-dev libstb-dev libxxhash-dev gnuplot-nox
 )
+if [ "${1:-}" = "--dev" ]; then
+  packages+=(clang-format chromium)
+fi
 
 missing=()
 for package in "${packages[@]}"; do

@@ -1,7 +1,9 @@
 // Command-line tests: the real binary on the real data and on bad inputs.
 #include <doctest/doctest.h>
+#include <stb/stb_image.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <regex>
@@ -59,6 +61,50 @@ int64_t count_rows(const std::string& root, const std::string& sql) {
   return std::atoll(buffer);
 }
 
+// Opens a report in headless Chromium: no console message, every picture
+// decodes, and the screenshot is not blank. Chromium is required in CI.
+void check_in_browser(const std::string& html, const std::string& scratch) {
+  if (!fs::exists("/usr/bin/chromium")) {
+    if (std::getenv("CI") != nullptr)
+      FAIL("CI must install chromium (tools/install_deps.sh --dev)");
+    MESSAGE("chromium not installed: the report's browser check is skipped");
+    return;
+  }
+  std::string flags =
+      "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+      "--disable-background-networking --disable-component-update --disable-sync "
+      "--enable-logging=stderr --v=0 --virtual-time-budget=5000 --user-data-dir=" +
+      scratch + "/chromium";
+  std::string dom = scratch + "/dom.html", log = scratch + "/console.log";
+  std::string shot = scratch + "/shot.png";
+  std::system(
+      ("/usr/bin/chromium " + flags + " --dump-dom file://" + html + " > " + dom + " 2> " + log)
+          .c_str());
+  std::system(("/usr/bin/chromium " + flags + " --window-size=1200,1600 --screenshot=" + shot +
+               " file://" + html + " 2>> " + log)
+                  .c_str());
+  std::string page = read_file(dom);
+  std::smatch images;
+  REQUIRE(
+      std::regex_search(page, images, std::regex("data-images=\"(\\d+) images, (\\d+) broken\"")));
+  CHECK(std::stoi(images[1]) >= 4);
+  CHECK(std::stoi(images[2]) == 0);
+  std::string console = read_file(log);
+  CHECK(console.find("CONSOLE") == std::string::npos);
+
+  int w = 0, h = 0, c = 0;
+  unsigned char* pixels = stbi_load(shot.c_str(), &w, &h, &c, 1);
+  REQUIRE(pixels != nullptr);
+  double sum = 0, squares = 0;
+  for (int i = 0; i < w * h; ++i) {
+    sum += pixels[i];
+    squares += double(pixels[i]) * pixels[i];
+  }
+  stbi_image_free(pixels);
+  double mean = sum / (w * h);
+  CHECK(std::sqrt(squares / (w * h) - mean * mean) > 10.0);  // text, plots and pictures, not blank
+}
+
 TEST_CASE("quick.yaml runs end to end on the real data, and a rerun skips it") {
   if (!have_data()) return;
   testing::ScratchDir dir;
@@ -90,6 +136,8 @@ TEST_CASE("quick.yaml runs end to end on the real data, and a rerun skips it") {
   CHECK(html.find("<svg") != std::string::npos);
   std::string csv = read_file(root + "/sweeps/quick/runs.csv");
   CHECK(std::count(csv.begin(), csv.end(), '\n') == 3);
+
+  check_in_browser(root + "/sweeps/quick/report.html", dir.path());
 
   int64_t rows = count_rows(root, "SELECT count(*) FROM metrics");
   Result again = run("--root " + root + " run " + source("experiments/quick.yaml"));
