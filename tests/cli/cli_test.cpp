@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <regex>
+#include <sstream>
 
 #include "../test_util.h"
 #include "pipeline/paths.h"
@@ -59,6 +60,26 @@ int64_t count_rows(const std::string& root, const std::string& sql) {
   std::fgets(buffer, sizeof buffer, pipe);
   pclose(pipe);
   return std::atoll(buffer);
+}
+
+// Splits one CSV line, honouring quoted fields.
+std::vector<std::string> split_csv(const std::string& line) {
+  std::vector<std::string> cells(1);
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+      cells.back() += '"';
+      ++i;
+    } else if (c == '"') {
+      quoted = !quoted;
+    } else if (c == ',' && !quoted) {
+      cells.emplace_back();
+    } else {
+      cells.back() += c;
+    }
+  }
+  return cells;
 }
 
 // Opens a report in headless Chromium: no console message, every picture
@@ -148,6 +169,45 @@ TEST_CASE("quick.yaml runs end to end on the real data, and a rerun skips it") {
   Result listed = run("--root " + root + " runs --sweep quick --format csv");
   CHECK(listed.status == 0);
   CHECK(listed.output.find(runs[0].id + ",done") != std::string::npos);
+  // CSV read back equals the database's values; JSON holds every run.
+  std::istringstream lines(listed.output);
+  std::string header, line;
+  std::getline(lines, header);
+  std::vector<std::string> columns = split_csv(header);
+  auto psnr_column = std::find(columns.begin(), columns.end(), "copy.psnr") - columns.begin();
+  REQUIRE(psnr_column < static_cast<long>(columns.size()));
+  int csv_rows = 0;
+  while (std::getline(lines, line)) {
+    std::vector<std::string> cells = split_csv(line);
+    const RunRow& r = cells[0] == runs[0].id ? runs[0] : runs[1];
+    CHECK(std::stod(cells[psnr_column]) ==
+          doctest::Approx(r.metrics.at("copy.psnr")).epsilon(1e-12));
+    ++csv_rows;
+  }
+  CHECK(csv_rows == 2);
+  Result json = run("--root " + root + " runs --sweep quick --format json");
+  CHECK(std::regex_search(json.output,
+                          std::regex("\"run\": \"" + runs[1].id + "\", \"status\": \"done\"")));
+  CHECK(std::count(json.output.begin(), json.output.end(), '{') ==
+        2 * 3 + 0);  // run, params, metrics
+
+  // Filters, sorting and the read-only query.
+  Result filtered =
+      run("--root " + root + " runs --where \"model.width >= 100 and copy.psnr > 0\" --format csv");
+  CHECK(filtered.output.find(",3072-128-16,") != std::string::npos);
+  CHECK(filtered.output.find(",3072-64-16,") == std::string::npos);
+  Result bad_filter = run("--root " + root + " runs --where \"copy.psnr >\"");
+  CHECK(bad_filter.status == 2);
+  CHECK(bad_filter.output.find("column 12") != std::string::npos);
+  std::string before = read_file(root + "/pipeline.db");
+  Result write = run("--root " + root + " query \"DELETE FROM runs\"");
+  CHECK(write.status == 2);
+  CHECK(write.output.find("read-only") != std::string::npos);
+  CHECK(count_rows(root, "SELECT count(*) FROM runs") == 2);
+  Result ambiguous = run("--root " + root + " show \"\"");
+  CHECK(ambiguous.status == 2);
+  CHECK(ambiguous.output.find("ambiguous") != std::string::npos);
+
   Result status = run("--root " + root + " status quick");
   CHECK(status.output.find("2 runs, 2 done") != std::string::npos);
   Result shown = run("--root " + root + " show " + runs[0].id.substr(0, 5));
