@@ -65,6 +65,13 @@ void evaluate_stage(const StageContext& context) {
                                  {"copy.mse_train", 0, mse_train},
                                  {"copy.psnr_train", 0, psnr(mse_train)}};
 
+  // The same one-step copy of foreign pictures: how much worse strangers copy.
+  int64_t foreign_count = std::min(context.config.modify().foreign, context.data.foreign.count);
+  torch::Tensor foreign = to_tensor(context.data.foreign.pixels.data(), foreign_count);
+  double mse_foreign = (reconstruct(model, foreign) - foreign).pow(2).mean().item<double>();
+  metrics.push_back({"copy.mse_foreign", 0, mse_foreign});
+  metrics.push_back({"copy.psnr_foreign", 0, psnr(mse_foreign)});
+
   if (context.config.evaluate().pca) {
     PcaBasis basis = pca_basis(train, context.cache_dir, context.data.key);
     int64_t k = std::min<int64_t>(model_config.bottleneck, basis.values.size(0));
@@ -75,6 +82,9 @@ void evaluate_stage(const StageContext& context) {
     metrics.push_back({"copy.pca_mse_train", 0, pca_train});
     metrics.push_back({"copy.pca_psnr_train", 0, psnr(pca_train)});
     metrics.push_back({"copy.efficiency", 0, pca_test / mse});
+    double pca_foreign = pca_mse(basis, foreign, k);
+    metrics.push_back({"copy.pca_mse_foreign", 0, pca_foreign});
+    metrics.push_back({"copy.pca_psnr_foreign", 0, psnr(pca_foreign)});
   }
   fault_point("evaluate");
   context.store.put_metrics(context.config.id(), "evaluate", metrics);
