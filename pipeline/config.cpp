@@ -131,6 +131,12 @@ class Loader {
   }
 
   void unknown_key(const YAML::Node& key_node, const std::string& path) {
+    if (key_node.Scalar() == "<<") {
+      fail(key_node, path,
+           "YAML merge keys (<<) are not supported; write the keys out (anchors and aliases of "
+           "whole values are fine)");
+      return;
+    }
     std::vector<std::string> candidates = field_paths();
     for (const std::string& section : section_names()) candidates.push_back(section);
     std::string hint = suggest(path, candidates);

@@ -302,6 +302,28 @@ std::string broken_data(const testing::ScratchDir& dir) {
   std::fputc(12, file);
   std::fclose(file);
   testing::write_text(data + "/python/data_batch_1", "\x80\x02pickle");
+  for (const char* name : {"sparse", "emptyfile", "toobig", "folderfile"}) {
+    fs::create_directories(data + "/" + name);
+    for (const char* file : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                             "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"}) {
+      testing::write_text(data + "/" + name + "/" + file, "");
+      fs::resize_file(data + "/" + name + "/" + file, 30730000);
+    }
+  }
+  fs::resize_file(data + "/emptyfile/test_batch.bin", 0);
+  fs::resize_file(data + "/toobig/data_batch_1.bin", 30733073);
+  fs::remove(data + "/folderfile/data_batch_5.bin");
+  fs::create_directories(data + "/folderfile/data_batch_5.bin");
+
+  for (const char* name : {"pictures-empty", "pictures-gif", "pictures-huge"}) {
+    fs::create_directories(data + "/" + name);
+  }
+  testing::write_text(data + "/pictures-empty/empty.png", "");
+  testing::write_text(data + "/pictures-gif/a.png", "GIF89a......");
+  testing::write_text(data + "/pictures-huge/huge.png",
+                      std::string("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16) +
+                          std::string("\0\0\x2e\xe0\0\0\x2e\xe0\x08\x02\0\0\0", 13) +
+                          std::string(4, '\0'));
   return data;
 }
 
@@ -331,7 +353,7 @@ TEST_CASE("every bad-input case gives its error and exit status, and writes noth
     CHECK_FALSE(fs::exists(root));
     ++cases;
   }
-  CHECK(cases >= 6);
+  CHECK(cases >= 25);
 }
 
 }  // namespace
