@@ -441,6 +441,57 @@ int exec_runner(char** argv) {
   return 2;
 }
 
+int graph_command(const std::string& root, const std::string& file) {
+  Experiment experiment;
+  try {
+    experiment = load_experiment(file);
+  } catch (const ConfigError& e) {
+    error("{}", e.what());
+    return 2;
+  }
+  std::unique_ptr<Store> store;
+  try {
+    store = Store::open(root, true);
+  } catch (const std::exception&) {
+    // No database yet: the graph is drawn without states.
+  }
+  auto colour = [&](const std::string& run, const std::string& stage) {
+    if (!store) return std::string("white");
+    for (const StageRow& s : store->stages(run)) {
+      if (s.stage != stage) continue;
+      if (s.status == "done") return std::string("palegreen");
+      if (s.status == "failed") return std::string("salmon");
+      return std::string("khaki");
+    }
+    return std::string("white");
+  };
+  fmt::print(
+      "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=filled, "
+      "fontname=\"sans\"];\n",
+      experiment.name);
+  fmt::print("  report [label=\"report\\n{}\", fillcolor=lightblue];\n", experiment.name);
+  std::set<std::string> data_nodes;
+  for (const RunConfig& run : experiment.runs) {
+    DataConfig data = run.data();
+    std::string ingest = "ingest " + data.class_name + " " + std::to_string(data.train_limit);
+    if (data_nodes.insert(ingest).second) {
+      fmt::print("  \"{}\" [label=\"ingest\\n{} (class {})\", fillcolor=lightblue];\n", ingest,
+                 data.source, data.class_name);
+    }
+    const std::string& id = run.id();
+    fmt::print("  \"train {0}\" [label=\"train {0}\\n{1}\", fillcolor={2}];\n", id,
+               run.architecture(), colour(id, "train"));
+    for (const char* stage : {"evaluate", "modify"}) {
+      fmt::print("  \"{0} {1}\" [label=\"{0}\\n{1}\", fillcolor={2}];\n", stage, id,
+                 colour(id, stage));
+      fmt::print("  \"train {0}\" -> \"{1} {0}\";\n  \"{1} {0}\" -> report;\n", id, stage);
+    }
+    fmt::print("  \"{}\" -> \"train {}\";\n", ingest, id);
+  }
+  fmt::print("}}\n");
+  return 0;
+}
+
 int report_command(const std::string& root, const std::string& sweep) {
   return guarded([&] {
     auto store = Store::open(root);

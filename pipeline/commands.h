@@ -22,6 +22,10 @@ int runs_command(const std::string& root, const RunsOptions& options);
 int compare_command(const std::string& root, const std::vector<std::string>& runs);
 int query_command(const std::string& root, const std::string& sql, const std::string& format);
 int show_command(const std::string& root, const std::string& run);
+// The experiment's stage graph as Graphviz DOT; stages are coloured by their
+// state when the run database at `root` knows them.
+int graph_command(const std::string& root, const std::string& file);
+
 int report_command(const std::string& root, const std::string& sweep);
 
 }  // namespace pl

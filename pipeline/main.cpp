@@ -67,6 +67,9 @@ int main(int argc, char** argv) {
   modify_cmd->add_option("--fit", modify.fit, "crop (default) or letterbox")
       ->check(CLI::IsMember({"crop", "letterbox"}));
   modify_cmd->add_option("--out", modify.out, "the PNG strip to write")->required();
+  std::string graph_file;
+  CLI::App* graph_cmd = app.add_subcommand("graph", "the stage graph as Graphviz DOT");
+  graph_cmd->add_option("file", graph_file, "experiment YAML file")->required();
   CLI::App* report_cmd = app.add_subcommand("report", "regenerate a sweep's report");
   report_cmd->add_option("sweep", sweep, "sweep name")->required();
 
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
     return pl::runs_command(resolved, all);
   }
   if (*show_cmd) return pl::show_command(resolved, run_id);
+  if (*graph_cmd) return pl::graph_command(resolved, graph_file);
   if (*report_cmd) return pl::report_command(resolved, sweep);
   return 2;
 }
