@@ -210,6 +210,18 @@ Store::Store(sqlite3* db, std::string path, bool read_only)
 
 Store::~Store() { sqlite3_close(db_); }
 
+template <typename F>
+void Store::transaction(F body) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    body();
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
 void Store::exec(const std::string& sql) {
   char* message = nullptr;
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
@@ -220,8 +232,7 @@ void Store::exec(const std::string& sql) {
 }
 
 void Store::put_sweep(const SweepRow& sweep, const std::vector<std::string>& run_ids) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  transaction([&] {
     Statement(db_,
               "INSERT INTO sweeps (name, file, description, created, updated) VALUES (?,?,?,?,?) "
               "ON CONFLICT(name) DO UPDATE SET file=excluded.file, "
@@ -237,17 +248,12 @@ void Store::put_sweep(const SweepRow& sweep, const std::vector<std::string>& run
     for (std::size_t i = 0; i < run_ids.size(); ++i) {
       insert.bind(1, sweep.name).bind(2, run_ids[i]).bind(3, static_cast<int64_t>(i)).run();
     }
-    exec("COMMIT");
-  } catch (...) {
-    exec("ROLLBACK");
-    throw;
-  }
+  });
 }
 
 void Store::put_run(const std::string& id, const std::string& config,
                     const std::map<std::string, std::string>& params) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  transaction([&] {
     Statement(db_, "INSERT OR IGNORE INTO runs (id, config, status, created) VALUES (?,?,?,?)")
         .bind(1, id)
         .bind(2, config)
@@ -264,11 +270,7 @@ void Store::put_run(const std::string& id, const std::string& config,
         insert.bind_null(4);
       insert.run();
     }
-    exec("COMMIT");
-  } catch (...) {
-    exec("ROLLBACK");
-    throw;
-  }
+  });
 }
 
 std::string Store::run_status(const std::string& id) {
@@ -279,8 +281,8 @@ std::string Store::run_status(const std::string& id) {
 
 bool Store::claim_run(const std::string& id) {
   std::string host = this_host();
-  exec("BEGIN IMMEDIATE");
-  try {
+  bool claimed = false;
+  transaction([&] {
     Statement select(db_,
                      "SELECT status, coalesce(host,''), coalesce(pid,0), "
                      "coalesce((julianday('now') - julianday(heartbeat)) * 86400, 0) "
@@ -292,10 +294,7 @@ bool Store::claim_run(const std::string& id) {
       row.host = select.text(1);
       row.pid = select.integer(2);
       row.heartbeat_age = select.real(3);
-      if (!is_stale(row) && row.pid != getpid()) {
-        exec("ROLLBACK");
-        return false;
-      }
+      if (!is_stale(row) && row.pid != getpid()) return;  // a live process has it
     }
     Statement(db_,
               "UPDATE runs SET status='running', started=coalesce(started, ?), heartbeat=?, "
@@ -306,12 +305,9 @@ bool Store::claim_run(const std::string& id) {
         .bind(4, static_cast<int64_t>(getpid()))
         .bind(5, id)
         .run();
-    exec("COMMIT");
-    return true;
-  } catch (...) {
-    exec("ROLLBACK");
-    throw;
-  }
+    claimed = true;
+  });
+  return claimed;
 }
 
 void Store::mark_finished(const std::string& id, const std::string& status,
@@ -374,23 +370,14 @@ void Store::put_metrics(const std::string& run, const std::string& stage,
       final.bind(1, run).bind(2, m.name).bind(3, stage).bind(4, m.step).bind(5, m.value).run();
     }
     Statement(db_, "UPDATE runs SET heartbeat=? WHERE id=?").bind(1, now_text()).bind(2, run).run();
-    exec("COMMIT");
-  } catch (...) {
-    exec("ROLLBACK");
-    throw;
-  }
+  });
 }
 
 void Store::clear_metrics(const std::string& run, const std::string& stage) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  transaction([&] {
     Statement(db_, "DELETE FROM metrics WHERE run=? AND stage=?").bind(1, run).bind(2, stage).run();
     Statement(db_, "DELETE FROM final WHERE run=? AND stage=?").bind(1, run).bind(2, stage).run();
-    exec("COMMIT");
-  } catch (...) {
-    exec("ROLLBACK");
-    throw;
-  }
+  });
 }
 
 void Store::put_artifact(const std::string& run, const ArtifactRow& a) {
@@ -405,19 +392,14 @@ void Store::put_artifact(const std::string& run, const ArtifactRow& a) {
 }
 
 void Store::move_artifact(const std::string& run, const std::string& from, const std::string& to) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  transaction([&] {
     Statement(db_, "DELETE FROM artifacts WHERE run=? AND path=?").bind(1, run).bind(2, to).run();
     Statement(db_, "UPDATE artifacts SET path=? WHERE run=? AND path=?")
         .bind(1, to)
         .bind(2, run)
         .bind(3, from)
         .run();
-    exec("COMMIT");
-  } catch (...) {
-    exec("ROLLBACK");
-    throw;
-  }
+  });
 }
 
 void Store::remove_artifact(const std::string& run, const std::string& path) {
@@ -433,18 +415,13 @@ std::string Store::artifact_checksum(const std::string& run, const std::string& 
 void Store::put_sweep_metrics(
     const std::string& sweep,
     const std::vector<std::tuple<std::string, std::string, double>>& rows) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  transaction([&] {
     Statement(db_, "DELETE FROM sweep_metrics WHERE sweep=?").bind(1, sweep).run();
     Statement insert(db_, "INSERT INTO sweep_metrics (sweep, name, run, value) VALUES (?,?,?,?)");
     for (const auto& [name, run, value] : rows) {
       insert.bind(1, sweep).bind(2, name).bind(3, run).bind(4, value).run();
     }
-    exec("COMMIT");
-  } catch (...) {
-    exec("ROLLBACK");
-    throw;
-  }
+  });
 }
 
 std::vector<SweepRow> Store::sweeps() {

@@ -132,6 +132,10 @@ class Store {
  private:
   Store(sqlite3* db, std::string path, bool read_only);
   void exec(const std::string& sql);
+  // Runs `body` in one write transaction (BEGIN IMMEDIATE), rolled back when
+  // it throws.
+  template <typename F>
+  void transaction(F body);
 
   sqlite3* db_;
   std::string path_;

@@ -84,13 +84,12 @@ std::string run_label(const RunRow& run) {
 
 // Runs gnuplot on `script` (written to `work`) and returns its SVG, or a
 // note when gnuplot is missing or fails.
-std::string gnuplot_svg(const std::string& script, const std::string& work,
-                        const std::string& name) {
+std::string gnuplot_svg(const std::string& script, const std::string& work, const std::string& name,
+                        const std::string& size = "860,440") {
   std::string path = work + "/" + name + ".gp";
-  write_file_atomic(path,
-                    "set terminal svg size 860,440 dynamic noenhanced font 'sans,11' "
-                    "background rgb 'white'\n" +
-                        script + "\n");
+  write_file_atomic(path, "set terminal svg size " + size +
+                              " dynamic noenhanced font 'sans,11' background rgb 'white'\n" +
+                              script + "\n");
   std::string svg;
   std::FILE* pipe = popen(fmt::format("gnuplot '{}' 2>/dev/null", path).c_str(), "r");
   if (pipe != nullptr) {
@@ -193,7 +192,6 @@ std::string metric_plots(const std::vector<RunRow>& runs, const std::string& wor
     groups[run.params.count(group_key) ? run.params.at(group_key) : ""][x] = row;
   }
   std::string script = fmt::format(
-      "set terminal svg size 900,560 dynamic noenhanced font 'sans,10' background rgb 'white'\n"
       "set multiplot layout 2,3\nset grid\nset key top left font 'sans,8'\nset xlabel '{}'\n{}",
       x_key, by_width ? "set logscale x 2\n" : "set xtics 1\n");
   for (std::size_t m = 0; m < metrics.size(); ++m) {
@@ -212,19 +210,9 @@ std::string metric_plots(const std::vector<RunRow>& runs, const std::string& wor
     }
     script += "\n";
   }
-  write_file_atomic(work + "/metrics.gp", script + "unset multiplot\n");
-  std::string svg;
-  std::FILE* pipe = popen(fmt::format("gnuplot '{}/metrics.gp' 2>/dev/null", work).c_str(), "r");
-  if (pipe != nullptr) {
-    char buffer[4096];
-    std::size_t got = 0;
-    while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) svg.append(buffer, got);
-    pclose(pipe);
-  }
-  std::size_t start = svg.find("<svg");
-  return start == std::string::npos
-             ? ""
-             : "<h2>Metrics against " + x_key + "</h2>\n" + svg.substr(start);
+  std::string svg = gnuplot_svg(script + "unset multiplot", work, "metrics", "900,560");
+  if (svg.rfind("<svg", 0) != 0) return "";  // the plots above already said what is missing
+  return "<h2>Metrics against " + x_key + "</h2>\n" + svg;
 }
 
 std::string correlation_text(const SweepAnalysis& analysis) {
@@ -253,8 +241,8 @@ std::string embedded_image(const std::string& path, const std::string& alt) {
     width = (uint8_t(png[16]) << 24) | (uint8_t(png[17]) << 16) | (uint8_t(png[18]) << 8) |
             uint8_t(png[19]);
   }
-  return fmt::format("<img alt=\"{}\" width=\"{}\" src=\"data:image/png;base64,{}\">",
-                     escape(alt), 2 * width, base64(png));
+  return fmt::format("<img alt=\"{}\" width=\"{}\" src=\"data:image/png;base64,{}\">", escape(alt),
+                     2 * width, base64(png));
 }
 
 std::string status_summary(const std::vector<RunRow>& runs) {
