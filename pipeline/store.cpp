@@ -357,8 +357,7 @@ void Store::stage_finished(const std::string& run, const std::string& stage,
 
 void Store::put_metrics(const std::string& run, const std::string& stage,
                         const std::vector<Metric>& metrics) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  transaction([&] {
     Statement insert(
         db_, "INSERT OR REPLACE INTO metrics (run, stage, name, step, value) VALUES (?,?,?,?,?)");
     Statement final(db_,
