@@ -547,9 +547,11 @@ YAML::Node parse_file(const std::string& path, Loader& loader) {
     loader.fail(at, "", e.what());
     return {};
   }
-  if (text.find('\t') != std::string::npos) {
-    int line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + text.find('\t'), '\n'));
-    loader.fail({YAML::Node(), path, line, 0}, "",
+  if (std::size_t tab = text.find('\t'); tab != std::string::npos) {
+    std::size_t line_start = text.rfind('\n', tab);
+    line_start = line_start == std::string::npos ? 0 : line_start + 1;
+    int line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + tab, '\n'));
+    loader.fail({YAML::Node(), path, line, static_cast<int>(tab - line_start) + 1}, "",
                 "a tab character; YAML indents with spaces only, replace the tab with spaces");
     return {};
   }

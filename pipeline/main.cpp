@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
                        "filter, e.g. \"model.width >= 1024 and copy.psnr > 20\"");
   runs_cmd->add_option("--sort", runs.sort, "a param, metric or run column to sort by");
   runs_cmd->add_flag("--desc", runs.descending, "sort in descending order");
-  runs_cmd->add_option("--limit", runs.limit, "at most this many runs");
+  runs_cmd->add_option("--limit", runs.limit, "at most this many runs")
+      ->check(CLI::NonNegativeNumber);
   runs_cmd->add_option("--format", runs.format, "table, csv or json")
       ->check(CLI::IsMember({"table", "csv", "json"}));
   CLI::App* compare_cmd =

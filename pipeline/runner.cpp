@@ -302,8 +302,8 @@ int run_experiment(const RunOptions& options) {
     error("{}", e.what());
     return 2;
   }
-  info("sweep '{}': {} runs from {}, output in {}", experiment.name, experiment.runs.size(),
-       experiment.file, root);
+  info("sweep '{}': {} run{} from {}, output in {}", experiment.name, experiment.runs.size(),
+       experiment.runs.size() == 1 ? "" : "s", experiment.file, root);
   for (const auto& item : data) {
     try {
       if (!item.second->from_cache) save_cifar_cache(*item.second, cache_dir);

@@ -66,8 +66,12 @@ TrainPosition resume(const StageContext& context, Autoencoder& model, Optimizer&
     }
     try {
       TrainPosition position = load_checkpoint(path, model, &optimizer);
-      info("resuming from {} at epoch {} (batch {})", path, position.epoch + 1,
-           position.next_batch);
+      if (position.epoch >= context.config.train().epochs) {
+        info("{} holds all {} epochs", path, position.epoch);
+      } else {
+        info("resuming from {} at epoch {} (batch {})", path, position.epoch + 1,
+             position.next_batch);
+      }
       return position;
     } catch (const CheckpointError& e) {
       set_aside(path, e.what());
