@@ -284,7 +284,8 @@ TEST_CASE("--dry-run lists the points with their run ids and writes nothing") {
   CHECK(std::regex_search(result.output, std::regex("[0-9a-f]{12}  3072-4096-96")));
   CHECK_FALSE(fs::exists(dir / "runs"));
 
-  Result graph = run("--root " + (dir / "runs") + " graph " + source("experiments/width_sweep.yaml"));
+  Result graph =
+      run("--root " + (dir / "runs") + " graph " + source("experiments/width_sweep.yaml"));
   CHECK(graph.status == 0);
   CHECK(graph.output.rfind("digraph \"width_sweep\"", 0) == 0);
   CHECK(std::count(graph.output.begin(), graph.output.end(), '>') == 5 * 5);  // 5 edges a run
