@@ -156,6 +156,9 @@ std::string tradeoff_plot(const std::vector<RunRow>& runs, const SweepAnalysis& 
   return gnuplot_svg(script, work, "tradeoff");
 }
 
+// TODO(#6): point-cloud sweeps need their own figures (the cloud, its PC1
+// line and the net's curve); they come with the principal-component stages.
+
 // Each headline metric against the first hidden width (log scale), one line
 // per depth; or against depth when the width does not vary.
 std::string metric_plots(const std::vector<RunRow>& runs, const std::string& work) {
