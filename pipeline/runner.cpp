@@ -135,7 +135,7 @@ class SweepRunner {
       if (g_stop.load()) throw Interrupted();
       std::string status = store_.run_status(config.id());
       std::string label = fmt::format("run {}/{} {}", i + 1, experiment_.runs.size(), config.id());
-      if (status == "done") {
+      if (status == "done" && up_to_date(config)) {
         info("{}: done earlier, skipped", label);
         continue;
       }
@@ -154,6 +154,15 @@ class SweepRunner {
   }
 
  private:
+  // True when every stage of a done run was recorded with today's key (a
+  // stage whose code or settings changed since runs again).
+  bool up_to_date(const RunConfig& config) {
+    Keys keys = stage_keys(config, ingest(config).key);
+    return store_.stage_done(config.id(), "train", keys.train) &&
+           store_.stage_done(config.id(), "evaluate", keys.evaluate) &&
+           store_.stage_done(config.id(), "modify", keys.modify);
+  }
+
   // Runs the stages of one point; false when the run failed.
   bool run_one(const RunConfig& config, const std::string& label) {
     std::string dir = root_ + "/" + config.id();

@@ -273,6 +273,16 @@ TEST_CASE("usage mistakes and unknown sweeps exit with status 2") {
   CHECK(missing.status == 2);
   CHECK(missing.output.find("did you mean 'quick'?") != std::string::npos);
   CHECK(run("--root " + (dir / "runs") + " export nosuch").status == 2);
+
+  // A measurement setting changed: the same runs, only their modify stage again.
+  Result again = run("--root " + (dir / "runs") + " run " + source("experiments/quick.yaml") +
+                     " --set train.epochs=1 --set modify.attractor_sample=0 --set modify.steps=3");
+  INFO(again.output);
+  CHECK(again.status == 0);
+  CHECK(again.output.find("train: done earlier, skipped") != std::string::npos);
+  CHECK(again.output.find("modify: started") != std::string::npos);
+  CHECK(count_rows(dir / "runs",
+                   "SELECT count(*) FROM final WHERE name = 'modify.change' AND step = 3") == 2);
 }
 
 TEST_CASE("--dry-run lists the points with their run ids and writes nothing") {
