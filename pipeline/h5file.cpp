@@ -89,18 +89,17 @@ void H5Writer::attr(const std::string& name, const std::string& value) {
 }
 
 void H5Writer::attr(const std::string& name, int64_t value) {
-  hid_t space = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(file_, name.c_str(), H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t status = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_INT64, &value);
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(space);
-  if (status < 0) fail(fmt::format("cannot write attribute '{}'", name));
+  put_scalar(name, H5T_NATIVE_INT64, &value);
 }
 
 void H5Writer::attr(const std::string& name, double value) {
+  put_scalar(name, H5T_NATIVE_DOUBLE, &value);
+}
+
+void H5Writer::put_scalar(const std::string& name, int64_t type, const void* value) {
   hid_t space = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(file_, name.c_str(), H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t status = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &value);
+  hid_t a = H5Acreate2(file_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t status = a < 0 ? -1 : H5Awrite(a, type, value);
   if (a >= 0) H5Aclose(a);
   H5Sclose(space);
   if (status < 0) fail(fmt::format("cannot write attribute '{}'", name));
@@ -240,23 +239,23 @@ std::string H5Reader::attr_text(const std::string& name) const {
 }
 
 int64_t H5Reader::attr_int(const std::string& name) const {
-  if (!has_attr(name)) fail(fmt::format("no attribute '{}'", name));
   int64_t value = 0;
-  hid_t a = H5Aopen(file_, name.c_str(), H5P_DEFAULT);
-  herr_t status = H5Aread(a, H5T_NATIVE_INT64, &value);
-  H5Aclose(a);
-  if (status < 0) fail(fmt::format("cannot read attribute '{}'", name));
+  read_scalar(name, H5T_NATIVE_INT64, &value);
   return value;
 }
 
 double H5Reader::attr_double(const std::string& name) const {
-  if (!has_attr(name)) fail(fmt::format("no attribute '{}'", name));
   double value = 0;
+  read_scalar(name, H5T_NATIVE_DOUBLE, &value);
+  return value;
+}
+
+void H5Reader::read_scalar(const std::string& name, int64_t type, void* value) const {
+  if (!has_attr(name)) fail(fmt::format("no attribute '{}'", name));
   hid_t a = H5Aopen(file_, name.c_str(), H5P_DEFAULT);
-  herr_t status = H5Aread(a, H5T_NATIVE_DOUBLE, &value);
+  herr_t status = H5Aread(a, type, value);
   H5Aclose(a);
   if (status < 0) fail(fmt::format("cannot read attribute '{}'", name));
-  return value;
 }
 
 }  // namespace pl

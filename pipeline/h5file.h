@@ -36,6 +36,7 @@ class H5Writer {
  private:
   void put_raw(const std::string& name, const std::vector<int64_t>& shape, int64_t type,
                const void* data);
+  void put_scalar(const std::string& name, int64_t type, const void* value);
   void fail(const std::string& what) const;
 
   std::string path_;
@@ -75,6 +76,7 @@ class H5Reader {
  private:
   template <typename T>
   Array<T> read(const std::string& name, int64_t type) const;
+  void read_scalar(const std::string& name, int64_t type, void* value) const;
   [[noreturn]] void fail(const std::string& what) const;
 
   std::string path_;

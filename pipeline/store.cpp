@@ -174,15 +174,15 @@ std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
       store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
       // One transaction, so two processes opening a new database at once
       // do not both create (or drop) the same views.
-      store->exec("BEGIN IMMEDIATE");
-      store->exec(kSchema);
-      // Databases written before the `final` table existed get it filled once.
-      store->exec(
-          "INSERT OR IGNORE INTO final (run, name, stage, step, value) "
-          "SELECT run, name, stage, step, value FROM metrics m WHERE step = (SELECT max(step) "
-          "FROM metrics x WHERE x.run = m.run AND x.name = m.name) "
-          "AND NOT EXISTS (SELECT 1 FROM final LIMIT 1)");
-      store->exec("COMMIT");
+      store->transaction([&] {
+        store->exec(kSchema);
+        // Databases written before the `final` table existed get it filled once.
+        store->exec(
+            "INSERT OR IGNORE INTO final (run, name, stage, step, value) "
+            "SELECT run, name, stage, step, value FROM metrics m WHERE step = (SELECT max(step) "
+            "FROM metrics x WHERE x.run = m.run AND x.name = m.name) "
+            "AND NOT EXISTS (SELECT 1 FROM final LIMIT 1)");
+      });
     } else {
       store->exec("PRAGMA query_only = ON");
       if (store->query("SELECT 1 FROM sqlite_master WHERE name = 'final'").rows.empty()) {
