@@ -295,16 +295,49 @@ std::map<std::string, Value> resolve(const Assignments& assigned, Loader& loader
   if (values.size() != schema().size()) return values;
 
   // Checks that involve more than one key.
+  const std::string& source = std::get<std::string>(values["data.source"]);
+  int64_t input = source == "cloud" ? std::get<int64_t>(values["data.dim"]) : 3072;
   int64_t bottleneck = std::get<int64_t>(values["model.bottleneck"]);
-  if (bottleneck >= 3072) {
+  if (source != "csv" && bottleneck >= input) {
     loader.fail(assigned.at("model.bottleneck"), "model.bottleneck",
-                fmt::format("a bottleneck of {} is not narrower than the input (3072 values); "
+                fmt::format("a bottleneck of {} is not narrower than the input ({} values); "
                             "choose fewer units",
-                            bottleneck));
+                            bottleneck, input));
+  }
+  if (source == "cloud" && std::get<std::string>(values["data.shape"]) == "helix" &&
+      std::get<int64_t>(values["data.dim"]) != 3) {
+    loader.fail(assigned.at("data.dim"), "data.dim", "a helix needs 3 dimensions; set data.dim: 3");
+  }
+  if (source == "csv" && std::get<std::string>(values["data.file"]).empty()) {
+    loader.fail(assigned.at("data.file"), "data.file",
+                "data.source is csv but no data.file is given; set data.file: path/to/points.csv");
   }
   auto& dir = std::get<std::string>(values["data.dir"]);
   if (dir.empty()) dir = default_cifar_dir();
   return values;
+}
+
+// The canonical text of each field's default, as value_text() writes it.
+const std::map<std::string, std::string>& default_texts() {
+  static const std::map<std::string, std::string> texts = [] {
+    std::map<std::string, std::string> out;
+    for (const Field& field : schema()) {
+      Value value;
+      std::string why;
+      YAML::Node node = YAML::Load(field.default_text.empty() ? "''" : field.default_text);
+      if (!convert(field, node, value, why))
+        throw std::logic_error("schema default of " + field.path + ": " + why);
+      out[field.path] = value_text(value);
+    }
+    return out;
+  }();
+  return texts;
+}
+
+// Keys added after runs were stored stay out of hashes at their default.
+bool hashed(const std::string& key, const Field* field, const Value& value) {
+  if (field == nullptr || !field->identity) return false;
+  return field->hashed_at_default || value_text(value) != default_texts().at(key);
 }
 
 // The run id covers what the trained net depends on: data, model, training.
@@ -356,7 +389,7 @@ std::string RunConfig::canonical(bool identity_only) const {
   std::string text;
   for (const auto& [key, value] : values_) {
     const Field* field = find_field(key);
-    if (identity_only && !is_training_key(key, field)) continue;
+    if (identity_only && (!is_training_key(key, field) || !hashed(key, field, value))) continue;
     text += key + ": " + value_text(value) + "\n";
   }
   return text;
@@ -366,7 +399,7 @@ std::string RunConfig::section_text(const std::string& section) const {
   std::string text;
   for (const auto& [key, value] : values_) {
     const Field* field = find_field(key);
-    if (key.rfind(section + ".", 0) != 0 || field == nullptr || !field->identity) continue;
+    if (key.rfind(section + ".", 0) != 0 || !hashed(key, field, value)) continue;
     text += key + ": " + value_text(value) + "\n";
   }
   return text;
@@ -382,6 +415,16 @@ DataConfig RunConfig::data() const {
       static_cast<int>(std::find(names.begin(), names.end(), c.class_name) - names.begin());
   c.train_limit = std::get<int64_t>(values_.at("data.train_limit"));
   c.test_limit = std::get<int64_t>(values_.at("data.test_limit"));
+  c.shape = std::get<std::string>(values_.at("data.shape"));
+  c.points = std::get<int64_t>(values_.at("data.points"));
+  c.noise = std::get<double>(values_.at("data.noise"));
+  c.seed = std::get<int64_t>(values_.at("data.seed"));
+  c.dim = std::get<int64_t>(values_.at("data.dim"));
+  c.angle = std::get<double>(values_.at("data.angle"));
+  c.turns = std::get<double>(values_.at("data.turns"));
+  c.rotation = std::get<double>(values_.at("data.rotation"));
+  c.ratio = std::get<double>(values_.at("data.ratio"));
+  c.file = std::get<std::string>(values_.at("data.file"));
   return c;
 }
 
@@ -391,6 +434,12 @@ ModelConfig RunConfig::model() const {
   c.bottleneck = std::get<int64_t>(values_.at("model.bottleneck"));
   c.activation = std::get<std::string>(values_.at("model.activation"));
   c.output_activation = std::get<std::string>(values_.at("model.output_activation"));
+  c.bottleneck_activation = std::get<std::string>(values_.at("model.bottleneck_activation"));
+  if (c.bottleneck_activation == "same") c.bottleneck_activation = c.activation;
+  c.standardize = std::get<std::string>(values_.at("model.standardize"));
+  const std::string& source = std::get<std::string>(values_.at("data.source"));
+  if (source == "cloud") c.input = std::get<int64_t>(values_.at("data.dim"));
+  if (source == "csv") c.input = 0;  // the file's column count, known after ingest
   return c;
 }
 
@@ -427,7 +476,8 @@ int64_t RunConfig::report_images() const { return std::get<int64_t>(values_.at("
 
 std::string RunConfig::architecture() const {
   ModelConfig m = model();
-  return fmt::format("{}-{}-{}", m.input, fmt::join(m.hidden, "-"), m.bottleneck);
+  std::string input = m.input > 0 ? std::to_string(m.input) : "d";
+  return fmt::format("{}-{}-{}", input, fmt::join(m.hidden, "-"), m.bottleneck);
 }
 
 namespace {

@@ -54,6 +54,17 @@ struct DataConfig {
   int class_index = 4;
   int64_t train_limit = 0;
   int64_t test_limit = 0;
+  // Synthetic point clouds (source "cloud"): see stages/cloud.h.
+  std::string shape;
+  int64_t points = 1000;
+  double noise = 0.05;
+  int64_t seed = 0;
+  int64_t dim = 2;
+  double angle = 180;  // arc, degrees
+  double turns = 1.5;  // spiral, helix
+  double rotation = 30;
+  double ratio = 0.3;  // ellipse
+  std::string file;    // source "csv"
 };
 
 struct ModelConfig {
@@ -62,6 +73,8 @@ struct ModelConfig {
   int64_t bottleneck = 96;
   std::string activation;
   std::string output_activation;
+  std::string bottleneck_activation;  // resolved: never "same"
+  std::string standardize = "none";   // none, center or scale
 };
 
 struct TrainConfig {

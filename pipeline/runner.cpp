@@ -17,6 +17,7 @@
 #include "pipeline/log.h"
 #include "pipeline/paths.h"
 #include "pipeline/store.h"
+#include "stages/cloud.h"
 #include "stages/ingest.h"
 #include "stages/picture.h"
 #include "stages/report.h"
@@ -81,7 +82,14 @@ std::map<std::string, std::string> params_of(const RunConfig& config) {
   return params;
 }
 
-using DataMap = std::map<std::string, std::unique_ptr<CifarData>>;
+// A run's data: CIFAR-10 images, or a point cloud (then `images` is empty).
+struct RunData {
+  CifarData images;
+  std::unique_ptr<Cloud> cloud;
+
+  const std::string& key() const { return cloud ? cloud->key : images.key; }
+};
+using DataMap = std::map<std::string, std::unique_ptr<RunData>>;
 
 std::string data_slice(const RunConfig& config) {
   return config.section_text("data") + config.data().dir;
@@ -96,16 +104,44 @@ DataMap read_data(const Experiment& experiment, const std::string& cache_dir) {
     if (data.count(slice) != 0) continue;
     DataConfig config = run.data();
     auto start = std::chrono::steady_clock::now();
-    auto set = std::make_unique<CifarData>(ingest_cifar(config, cache_dir));
-    double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    info("ingest: {} training and {} test images of class '{}', {} foreign, {:.2f} s{}",
-         set->train.count, set->test.count, config.class_name, set->foreign.count, seconds,
-         set->from_cache ? " (cached)" : "");
-    if (set->train.count == 0 || set->test.count == 0) {
-      throw DataError(fmt::format("class '{}' has no images in {}", config.class_name, config.dir));
+    auto seconds = [&] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    auto item = std::make_unique<RunData>();
+    if (config.source == "cloud" || config.source == "csv") {
+      item->cloud = std::make_unique<Cloud>(ingest_cloud(config));
+      info("ingest: {}, {:.2f} s", item->cloud->description, seconds());
+    } else {
+      CifarData& set = item->images;
+      set = ingest_cifar(config, cache_dir);
+      info("ingest: {} training and {} test images of class '{}', {} foreign, {:.2f} s{}",
+           set.train.count, set.test.count, config.class_name, set.foreign.count, seconds(),
+           set.from_cache ? " (cached)" : "");
+      if (set.train.count == 0 || set.test.count == 0) {
+        throw DataError(
+            fmt::format("class '{}' has no images in {}", config.class_name, config.dir));
+      }
     }
-    data.emplace(slice, std::move(set));
+    data.emplace(slice, std::move(item));
+  }
+  // What a point cloud's net can and cannot do is checked against its data.
+  for (const RunConfig& run : experiment.runs) {
+    const Cloud* cloud = data.at(data_slice(run))->cloud.get();
+    if (cloud == nullptr) continue;
+    ModelConfig model = run.model();
+    if (model.bottleneck >= cloud->dim) {
+      throw DataError(fmt::format(
+          "run {}: model.bottleneck {} is not narrower than the data's {} columns ({}); choose "
+          "fewer units",
+          run.id(), model.bottleneck, cloud->dim, cloud->description));
+    }
+    if (cloud->closed && model.bottleneck == 1) {
+      warn(
+          "run {}: the cloud is a closed curve ({}); a continuous one-unit bottleneck cannot "
+          "follow it and must tear it somewhere, so its fit measures the tear, not a nonlinear "
+          "principal component; use data.angle below 360",
+          run.id(), cloud->description);
+    }
   }
   // The user's pictures are checked now too, so a bad one stops nothing half-way.
   for (const RunConfig& run : experiment.runs) {
@@ -157,7 +193,7 @@ class SweepRunner {
   // True when every stage of a done run was recorded with today's key (a
   // stage whose code or settings changed since runs again).
   bool up_to_date(const RunConfig& config) {
-    Keys keys = stage_keys(config, ingest(config).key);
+    Keys keys = stage_keys(config, ingest(config).key());
     return store_.stage_done(config.id(), "train", keys.train) &&
            store_.stage_done(config.id(), "evaluate", keys.evaluate) &&
            store_.stage_done(config.id(), "modify", keys.modify);
@@ -171,9 +207,10 @@ class SweepRunner {
     set_log_file(dir + "/log.txt");
     info("{}: {} in {}", label, config.architecture(), dir);
     try {
-      const CifarData& data = ingest(config);
-      StageContext context{config, data, store_, dir, root_ + "/cache", &g_stop};
-      Keys keys = stage_keys(config, data.key);
+      const RunData& data = ingest(config);
+      StageContext context{config,           data.images, store_,          dir,
+                           root_ + "/cache", &g_stop,     data.cloud.get()};
+      Keys keys = stage_keys(config, data.key());
       stage(config, "train", keys.train, [&] {
         if (train_stage(context) == TrainOutcome::kInterrupted) throw Interrupted();
       });
@@ -183,6 +220,10 @@ class SweepRunner {
       });
       stage(config, "modify", keys.modify, [&] {
         store_.clear_metrics(config.id(), "modify");
+        if (context.cloud != nullptr) {
+          info("modify: nothing to modify in a point cloud");
+          return;
+        }
         modify_stage(context);
       });
       store_.mark_finished(config.id(), "done", "");
@@ -229,7 +270,7 @@ class SweepRunner {
   }
 
   // Data is read once per data config and shared by the runs that use it.
-  const CifarData& ingest(const RunConfig& config) {
+  const RunData& ingest(const RunConfig& config) {
     auto found = data_.find(data_slice(config));
     if (found == data_.end()) throw std::logic_error("data was not read before the runs");
     return *found->second;
@@ -315,7 +356,9 @@ int run_experiment(const RunOptions& options) {
        experiment.runs.size() == 1 ? "" : "s", experiment.file, root);
   for (const auto& item : data) {
     try {
-      if (!item.second->from_cache) save_cifar_cache(*item.second, cache_dir);
+      const RunData& run_data = *item.second;
+      if (!run_data.cloud && !run_data.images.from_cache)
+        save_cifar_cache(run_data.images, cache_dir);
     } catch (const std::exception& e) {
       warn("the data cache was not written ({}); the next run reads the files again", e.what());
     }

@@ -7,22 +7,49 @@ namespace {
 
 const std::vector<std::string> kActivations = {"tanh", "relu", "sigmoid", "identity", "leaky_relu"};
 
+std::vector<std::string> with_same(std::vector<std::string> names) {
+  names.insert(names.begin(), "same");
+  return names;
+}
+
 std::vector<Field> make_schema() {
   using T = FieldType;
   // One key to an entry reads better than the formatter's columns.
   // clang-format off
   std::vector<Field> f = {
-      {"data.source", T::kChoice, "cifar10", "a data source", {"cifar10"}},
+      {"data.source", T::kChoice, "cifar10", "a data source", {"cifar10", "cloud", "csv"}},
       {"data.dir", T::kString, "", "a folder of CIFAR-10 binary files", {}, 0, 0, false},
       {"data.class", T::kChoice, "deer", "a CIFAR-10 class name or index 0-9", cifar_class_names()},
       {"data.train_limit", T::kInt, "0", "an integer >= 0 (0: every training image)", {}, 0},
       {"data.test_limit", T::kInt, "0", "an integer >= 0 (0: every test image)", {}, 0},
+      {"data.shape", T::kChoice, "ellipse", "a point-cloud shape", cloud_shapes(), 0, 0, true, false},
+      {"data.points", T::kInt, "1000", "a number of points from 10 to 10,000,000", {}, 10, 1e7,
+       true, false},
+      {"data.noise", T::kFloat, "0.05", "a noise level >= 0 (Gaussian, per coordinate)", {}, 0,
+       100, true, false},
+      {"data.seed", T::kInt, "0", "an integer >= 0", {}, 0, 9.2e18, true, false},
+      {"data.dim", T::kInt, "2", "2 or 3 dimensions", {}, 2, 3, true, false},
+      {"data.angle", T::kFloat, "180", "an arc angle in degrees, above 0 and at most 360", {},
+       1e-3, 360, true, false},
+      {"data.turns", T::kFloat, "1.5", "a positive number of turns (spiral, helix)", {}, 0.01,
+       100, true, false},
+      {"data.rotation", T::kFloat, "30", "a rotation of the shape in degrees", {}, -360, 360,
+       true, false},
+      {"data.ratio", T::kFloat, "0.3", "the ellipse's minor to major axis, in (0, 1]", {}, 1e-6,
+       1, true, false},
+      {"data.file", T::kString, "", "a CSV file of numeric columns", {}, 0, 0, true, false},
       {"model.hidden", T::kIntList, "[1024]",
        "a list of positive hidden widths from the input down, e.g. [1024] or [4096, 1024]", {},
        1, 1e6},
       {"model.bottleneck", T::kInt, "96", "a positive integer below the input width", {}, 1, 1e6},
       {"model.activation", T::kChoice, "tanh", "an activation", kActivations},
       {"model.output_activation", T::kChoice, "tanh", "an activation", kActivations},
+      {"model.bottleneck_activation", T::kChoice, "same",
+       "an activation, or 'same' as model.activation", with_same(kActivations), 0, 0, true,
+       false},
+      {"model.standardize", T::kChoice, "none",
+       "none, center (subtract the mean) or scale (z-scores)", {"none", "center", "scale"}, 0, 0,
+       true, false},
       {"train.epochs", T::kInt, "20", "a positive integer", {}, 1, 1e6},
       {"train.batch_size", T::kInt, "64", "a positive integer", {}, 1, 1e6},
       {"train.lr", T::kFloat, "0.001", "a positive number such as 1e-3", {}, 1e-12, 10},
@@ -106,6 +133,11 @@ std::string suggest(std::string_view word, const std::vector<std::string>& candi
   }
   std::size_t allowed = std::max<std::size_t>(2, word.size() / 4);
   return best_distance <= allowed ? best : "";
+}
+
+const std::vector<std::string>& cloud_shapes() {
+  static const std::vector<std::string> shapes = {"line", "ellipse", "arc", "spiral", "helix"};
+  return shapes;
 }
 
 const std::vector<std::string>& cifar_class_names() {

@@ -21,6 +21,9 @@ struct Field {
   double min = -1e300;               // inclusive bounds for numbers and list elements
   double max = 1e300;
   bool identity = true;  // part of the run id (false: execution settings only)
+  // Keys added after runs were stored: at their default they stay out of the
+  // run id and stage keys, so existing runs keep their ids.
+  bool hashed_at_default = true;
 };
 
 // All fields, sorted by path.
@@ -38,6 +41,9 @@ std::string suggest(std::string_view word, const std::vector<std::string>& candi
 
 // Every field path, for suggestions.
 std::vector<std::string> field_paths();
+
+// Shapes of synthetic point clouds (data.source: cloud).
+const std::vector<std::string>& cloud_shapes();
 
 // CIFAR-10 class names in label order.
 const std::vector<std::string>& cifar_class_names();

@@ -51,6 +51,7 @@ void write_image_rows(const std::string& path, const torch::Tensor& originals,
 }
 
 void evaluate_stage(const StageContext& context) {
+  if (context.cloud != nullptr) return evaluate_cloud_stage(context);
   use_threads(context.config.train().threads);
   const ModelConfig model_config = context.config.model();
   Autoencoder model = load_trained(checkpoint_path(context), model_config);

@@ -38,7 +38,9 @@ AutoencoderImpl::AutoencoderImpl(const ModelConfig& config) {
   widths.insert(widths.end(), config.hidden.begin(), config.hidden.end());
   widths.push_back(config.bottleneck);
   std::vector<int64_t> back(widths.rbegin(), widths.rend());
-  encoder = register_module("encoder", stack(widths, config.activation, config.activation));
+  std::string bottleneck_act =
+      config.bottleneck_activation.empty() ? config.activation : config.bottleneck_activation;
+  encoder = register_module("encoder", stack(widths, config.activation, bottleneck_act));
   decoder = register_module("decoder", stack(back, config.activation, config.output_activation));
 }
 

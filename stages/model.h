@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "pipeline/config.h"
+#include "stages/ingest.h"
 
 namespace pl {
 
@@ -86,6 +87,31 @@ int use_threads(int threads);
 }  // namespace pl
 
 namespace pl {
+
+struct Cloud;
+
+// The run's model config with the input width of its data (a point cloud's
+// dimension, or 3,072 for CIFAR-10).
+ModelConfig model_config(const RunConfig& config, const Cloud* cloud);
+
+// A cloud's points, [n, d] float64, in the data's units.
+torch::Tensor cloud_points(const Cloud& cloud);
+
+// model.standardize: the net sees (x - mean) / scale. "none" keeps x,
+// "center" subtracts the mean, "scale" also divides by each column's
+// standard deviation.
+struct Standardizer {
+  torch::Tensor mean;   // [d] float64
+  torch::Tensor scale;  // [d] float64
+
+  torch::Tensor apply(const torch::Tensor& x) const { return (x - mean) / scale; }
+  torch::Tensor invert(const torch::Tensor& y) const { return y * scale + mean; }
+};
+Standardizer make_standardizer(const torch::Tensor& points, const std::string& mode);
+
+// The training inputs of a run: the class's training images, or the cloud
+// standardized, as float32 [n, d].
+torch::Tensor training_inputs(const RunConfig& config, const CifarData& data, const Cloud* cloud);
 
 // f(x) for many images without autograd, `batch` rows at a time: [n, d].
 torch::Tensor reconstruct(Autoencoder& model, const torch::Tensor& x, int64_t batch = 500);

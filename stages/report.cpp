@@ -21,8 +21,9 @@ namespace {
 
 // Metrics shown in the table, in this order, when present.
 const std::vector<std::string> kTableMetrics = {
-    "copy.psnr",     "copy.pca_psnr", "copy.efficiency", "copy.psnr_train",
-    "modify.change", "modify.pull",   "train.loss",      "train.images_per_s"};
+    "copy.psnr",    "copy.pca_psnr", "copy.efficiency",   "copy.psnr_train", "modify.change",
+    "modify.pull",  "pca.angle",     "pca.fve",           "pca.fve_pc1",     "pca.fve_curve",
+    "pca.spearman", "train.loss",    "train.images_per_s"};
 
 std::string escape(const std::string& text) {
   std::string out;
@@ -156,8 +157,70 @@ std::string tradeoff_plot(const std::vector<RunRow>& runs, const SweepAnalysis& 
   return gnuplot_svg(script, work, "tradeoff");
 }
 
-// TODO(#6): point-cloud sweeps need their own figures (the cloud, its PC1
-// line and the net's curve); they come with the principal-component stages.
+// Point-cloud sweeps: the angles and fve of each run beside the PCA
+// references, and each run's figure (written by its evaluate stage).
+std::string pca_section(const std::vector<RunRow>& runs, const std::vector<std::string>& varied,
+                        const std::string& root) {
+  const std::vector<std::pair<std::string, std::string>> all_columns = {
+      {"pca.angle", "angle to PC1 (degrees)"},
+      {"pca.fve", "fve of the net"},
+      {"pca.fve_pc1", "fve of PC1"},
+      {"pca.fve_pck", "fve of the top k PCs"},
+      {"pca.fve_curve", "fve of the true curve"},
+      {"pca.spearman", "|Spearman| code vs t"}};
+  // Columns no run has are left out, and the top-k share when every k is 1.
+  std::vector<std::pair<std::string, std::string>> columns;
+  for (const auto& column : all_columns) {
+    bool shown = std::any_of(runs.begin(), runs.end(), [&](const RunRow& run) {
+      auto found = run.metrics.find(column.first);
+      if (found == run.metrics.end()) return false;
+      if (column.first != "pca.fve_pck") return true;
+      auto pc1 = run.metrics.find("pca.fve_pc1");
+      return pc1 == run.metrics.end() || pc1->second != found->second;
+    });
+    if (shown) columns.push_back(column);
+  }
+  std::string html =
+      "<h2>Principal components</h2>\n<p>Measured in the net's input space (after "
+      "<code>model.standardize</code>). A linear net's angle is the largest principal angle "
+      "between its decoder's span and the top components; the ideal curve moves each point to "
+      "the nearest point of the noiseless shape.</p>\n<div class=\"wide\"><table "
+      "class=\"sortable\"><thead><tr><th>run</th>";
+  for (const std::string& key : varied) html += "<th>" + escape(key) + "</th>";
+  for (const auto& column : columns) html += "<th>" + escape(column.second) + "</th>";
+  html += "<th>note</th></tr></thead><tbody>\n";
+  std::string figures;
+  for (const RunRow& run : runs) {
+    html += fmt::format("<tr><td><a href=\"#run-{0}\">{0}</a></td>", run.id);
+    for (const std::string& key : varied) {
+      auto found = run.params.find(key);
+      html += "<td>" + escape(found != run.params.end() ? found->second : "") + "</td>";
+    }
+    for (const auto& column : columns) {
+      auto found = run.metrics.find(column.first);
+      html += found != run.metrics.end()
+                  ? fmt::format("<td data-v=\"{}\">{}</td>", found->second, number(found->second))
+                  : std::string("<td></td>");
+    }
+    std::string note = run.status != "done" ? run.status : "";
+    auto closed = run.metrics.find("pca.closed");
+    if (closed != run.metrics.end() && closed->second > 0) {
+      note = "closed curve: a one-unit bottleneck must tear it; not a principal curve";
+    }
+    html += "<td>" + escape(note) + "</td></tr>\n";
+    std::string svg = root + "/" + run.id + "/images/cloud.svg";
+    if (fs::exists(svg)) figures += "<figure>" + read_file(svg) + "</figure>";
+  }
+  html += "</tbody></table></div>\n";
+  if (!figures.empty()) {
+    html +=
+        "<p>Each run: the points (grey), the first principal component (dashed blue) and the "
+        "net's reconstruction of every point in the order of its bottleneck value (red).</p>\n"
+        "<div class=\"grids\">" +
+        figures + "</div>\n";
+  }
+  return html;
+}
 
 // Each headline metric against the first hidden width (log scale), one line
 // per depth; or against depth when the width does not vary.
@@ -440,11 +503,18 @@ ReportFiles write_report(Store& store, const std::string& root, const std::strin
   for (const Metric& m : analysis.correlations) rows.emplace_back(m.name, "", m.value);
   for (const std::string& id : analysis.front) rows.emplace_back("pareto.copy_vs_fd_gain", id, 1.0);
   store.put_sweep_metrics(sweep, rows);
-  html += "<h2>Copy versus modify</h2>\n" + tradeoff_plot(runs, analysis, work) +
-          correlation_text(analysis) +
-          "<p>A negative correlation means the nets that copy their class best pull foreign "
-          "pictures toward it least. Runs on the front are beaten by no other run on both.</p>\n";
-  html += metric_plots(runs, work);
+  auto any_has = [&](const std::string& metric) {
+    return std::any_of(runs.begin(), runs.end(),
+                       [&](const RunRow& run) { return run.metrics.count(metric) != 0; });
+  };
+  if (any_has("pca.fve")) html += pca_section(runs, varied_params(runs), root);
+  if (any_has("copy.psnr")) {
+    html += "<h2>Copy versus modify</h2>\n" + tradeoff_plot(runs, analysis, work) +
+            correlation_text(analysis) +
+            "<p>A negative correlation means the nets that copy their class best pull foreign "
+            "pictures toward it least. Runs on the front are beaten by no other run on both.</p>\n";
+    html += metric_plots(runs, work);
+  }
   html += "<h2>Training loss</h2>\n" + loss_plot(store, runs, work) + "\n";
   html += "<h2>Each run</h2>\n";
   for (const RunRow& run : runs) html += run_section(store, run, root);

@@ -12,6 +12,7 @@
 
 #include "pipeline/config.h"
 #include "pipeline/store.h"
+#include "stages/cloud.h"
 #include "stages/image.h"
 #include "stages/ingest.h"
 
@@ -24,6 +25,7 @@ struct StageContext {
   std::string run_dir;                      // runs/<run-id>
   std::string cache_dir;                    // shared by runs (PCA bases)
   const std::atomic<bool>* stop = nullptr;  // set when the user asks to stop
+  const Cloud* cloud = nullptr;             // the points, when the data is a point cloud
 };
 
 // The training loss became NaN or infinite; the run fails with this reason.
@@ -39,8 +41,10 @@ enum class TrainOutcome { kDone, kInterrupted };
 // Returns kInterrupted after saving a checkpoint when *stop became true.
 TrainOutcome train_stage(const StageContext& context);
 
-// copy.* metrics (METRICS.md) and images/copy.png.
+// copy.* metrics (METRICS.md) and images/copy.png; for a point cloud the
+// pca.* metrics, images/cloud.svg and images/points.csv instead.
 void evaluate_stage(const StageContext& context);
+void evaluate_cloud_stage(const StageContext& context);
 
 // modify.* metrics and images/modify.png.
 void modify_stage(const StageContext& context);

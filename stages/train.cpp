@@ -79,7 +79,7 @@ TrainPosition resume(const StageContext& context, Autoencoder& model, Optimizer&
   }
   // Nothing usable: start again from the seeded initial weights.
   torch::manual_seed(static_cast<uint64_t>(context.config.train().seed));
-  Autoencoder fresh(context.config.model());
+  Autoencoder fresh(model_config(context.config, context.cloud));
   torch::NoGradGuard no_grad;
   auto target = model->parameters();
   auto source = fresh->parameters();
@@ -127,21 +127,23 @@ TrainOutcome train_stage(const StageContext& context) {
   int threads = use_threads(cfg.threads);
 
   torch::manual_seed(static_cast<uint64_t>(cfg.seed));
-  Autoencoder model(context.config.model());
+  Autoencoder model(model_config(context.config, context.cloud));
   model->to(device);
   Optimizer optimizer(model->parameters(), cfg);
   TrainPosition position = resume(context, model, optimizer);
-  info("model {} ({} parameters), {} threads, {} training images", context.config.architecture(),
-       model->parameter_count(), threads, context.data.train.count);
+  torch::Tensor images = training_inputs(context.config, context.data, context.cloud).to(device);
+  info("model {} ({} parameters), {} threads, {} training {}", context.config.architecture(),
+       model->parameter_count(), threads, images.size(0),
+       context.cloud != nullptr ? "points" : "images");
 
-  torch::Tensor images =
-      to_tensor(context.data.train.pixels.data(), context.data.train.count).to(device);
   const int64_t count = images.size(0);
   const int64_t batches = (count + cfg.batch_size - 1) / cfg.batch_size;
   torch::Tensor batch = torch::empty({cfg.batch_size, images.size(1)}, images.options());
   auto index_options = torch::TensorOptions().dtype(torch::kInt64);
 
-  for (int64_t epoch = position.epoch + 1; epoch <= cfg.epochs; ++epoch) {
+  const int64_t first_epoch = position.epoch + 1;
+  auto last_epoch_line = Clock::now();
+  for (int64_t epoch = first_epoch; epoch <= cfg.epochs; ++epoch) {
     std::vector<int64_t> order = epoch_order(count, cfg.seed, epoch);
     auto start = Clock::now();
     auto last_draw = start;
@@ -202,8 +204,15 @@ TrainOutcome train_stage(const StageContext& context) {
                               {{"train.loss", epoch, epoch_loss},
                                {"train.images_per_s", epoch, rate},
                                {"train.epoch_seconds", epoch, seconds}});
-    info("epoch {}/{}: loss {:.6f}, {:.0f} images/s, {:.1f} s", epoch, cfg.epochs, epoch_loss, rate,
-         seconds);
+    // Short epochs (point clouds) log a line every few seconds, not each one.
+    auto now = Clock::now();
+    bool shown = epoch == first_epoch || epoch == cfg.epochs ||
+                 std::chrono::duration<double>(now - last_epoch_line).count() >= 2.0;
+    log_message(
+        shown ? Level::kInfo : Level::kDebug,
+        fmt::format("epoch {}/{}: loss {:.6f}, {:.0f} {}/s, {:.2g} s", epoch, cfg.epochs,
+                    epoch_loss, rate, context.cloud != nullptr ? "points" : "images", seconds));
+    if (shown) last_epoch_line = now;
     fault_point("epoch-end");
     // Rows first, then the checkpoint: a kill between the two replays epochs
     // whose rows are then rewritten with the same values.
