@@ -474,10 +474,11 @@ ModifyConfig RunConfig::modify() const {
 
 int64_t RunConfig::report_images() const { return std::get<int64_t>(values_.at("report.images")); }
 
-std::string RunConfig::architecture() const {
+std::string RunConfig::architecture(int64_t input) const {
   ModelConfig m = model();
-  std::string input = m.input > 0 ? std::to_string(m.input) : "d";
-  return fmt::format("{}-{}-{}", input, fmt::join(m.hidden, "-"), m.bottleneck);
+  if (input <= 0) input = m.input;
+  std::string first = input > 0 ? std::to_string(input) : "d";
+  return fmt::format("{}-{}-{}", first, fmt::join(m.hidden, "-"), m.bottleneck);
 }
 
 namespace {

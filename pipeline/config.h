@@ -127,8 +127,9 @@ class RunConfig {
   ModifyConfig modify() const;
   int64_t report_images() const;
 
-  // "3072-1024-96", the encoder's widths.
-  std::string architecture() const;
+  // "3072-1024-96", the encoder's widths. A CSV file's width is known only
+  // once it is read: pass it as `input` (else it shows as "d").
+  std::string architecture(int64_t input = 0) const;
 
  private:
   std::map<std::string, Value> values_;

@@ -72,13 +72,13 @@ std::string failure_reason(std::string what) {
   return what;
 }
 
-std::map<std::string, std::string> params_of(const RunConfig& config) {
+std::map<std::string, std::string> params_of(const RunConfig& config, int64_t input) {
   std::map<std::string, std::string> params;
   for (const auto& [key, value] : config.values()) params[key] = value_text(value);
   ModelConfig model = config.model();
   params["model.width"] = std::to_string(model.hidden.front());
   params["model.depth"] = std::to_string(model.hidden.size());
-  params["model.architecture"] = config.architecture();
+  params["model.architecture"] = config.architecture(input);
   return params;
 }
 
@@ -205,7 +205,8 @@ class SweepRunner {
     make_dirs(dir + "/images");
     write_file_atomic(dir + "/config.yaml", config.canonical());
     set_log_file(dir + "/log.txt");
-    info("{}: {} in {}", label, config.architecture(), dir);
+    const Cloud* cloud = ingest(config).cloud.get();
+    info("{}: {} in {}", label, config.architecture(cloud != nullptr ? cloud->dim : 0), dir);
     try {
       const RunData& data = ingest(config);
       StageContext context{config,           data.images, store_,          dir,
@@ -367,7 +368,8 @@ int run_experiment(const RunOptions& options) {
     std::vector<std::string> ids;
     for (const RunConfig& run : experiment.runs) {
       ids.push_back(run.id());
-      store->put_run(run.id(), run.canonical(), params_of(run));
+      const Cloud* cloud = data.at(data_slice(run))->cloud.get();
+      store->put_run(run.id(), run.canonical(), params_of(run, cloud != nullptr ? cloud->dim : 0));
     }
     store->put_sweep({experiment.name, experiment.file, experiment.description, ""}, ids);
   } catch (const std::exception& e) {

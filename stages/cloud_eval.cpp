@@ -196,7 +196,7 @@ void evaluate_cloud_stage(const StageContext& context) {
   torch::Tensor fitted_raw = standardizer.invert(fitted);
   torch::Tensor plane, offset;
   CloudFigure figure;
-  figure.title = fmt::format("{} {}", context.config.id(), context.config.architecture());
+  figure.title = fmt::format("{} {}", context.config.id(), context.config.architecture(cloud.dim));
   notes.insert(notes.begin(), cloud.description);
   if (cloud.dim == 2) {
     plane = torch::eye(2, torch::TensorOptions().dtype(torch::kFloat64));

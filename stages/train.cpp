@@ -132,9 +132,9 @@ TrainOutcome train_stage(const StageContext& context) {
   Optimizer optimizer(model->parameters(), cfg);
   TrainPosition position = resume(context, model, optimizer);
   torch::Tensor images = training_inputs(context.config, context.data, context.cloud).to(device);
-  info("model {} ({} parameters), {} threads, {} training {}", context.config.architecture(),
-       model->parameter_count(), threads, images.size(0),
-       context.cloud != nullptr ? "points" : "images");
+  info("model {} ({} parameters), {} threads, {} training {}",
+       context.config.architecture(images.size(1)), model->parameter_count(), threads,
+       images.size(0), context.cloud != nullptr ? "points" : "images");
 
   const int64_t count = images.size(0);
   const int64_t batches = (count + cfg.batch_size - 1) / cfg.batch_size;

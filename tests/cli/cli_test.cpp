@@ -1,8 +1,10 @@
 // Command-line tests: the real binary on the real data and on bad inputs.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <stb/stb_image.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -373,4 +375,59 @@ TEST_CASE("every bad-input case gives its error and exit status, and writes noth
 }
 
 }  // namespace
+}  // namespace pl
+
+namespace pl {
+
+TEST_CASE("the principal-component sweeps run end to end without CIFAR-10") {
+  testing::ScratchDir dir;
+  std::string root = dir / "runs";
+  Result linear = run("--root " + root + " run " + source("experiments/pca_linear.yaml") +
+                      " --set train.epochs=40 --set data.noise=0.05");
+  INFO(linear.output);
+  REQUIRE(linear.status == 0);
+  CHECK(linear.output.find("modify: nothing to modify in a point cloud") != std::string::npos);
+  Result runs = run("--root " + root + " runs --sweep pca_linear --where \"pca.angle < 1\"");
+  INFO(runs.output);
+  CHECK(runs.status == 0);
+  // Three hidden widths, each a line within a degree of PC1.
+  CHECK(std::count(runs.output.begin(), runs.output.end(), '\n') == 4);
+  std::string html = read_file(root + "/sweeps/pca_linear/report.html");
+  CHECK(html.find("<h2>Principal components</h2>") != std::string::npos);
+  CHECK(html.find("angle to PC1 (degrees)") != std::string::npos);
+  CHECK(html.find("<h2>Copy versus modify</h2>") == std::string::npos);
+  std::size_t figures = 0;
+  for (std::size_t at = html.find("<figure><svg"); at != std::string::npos;
+       at = html.find("<figure><svg", at + 1))
+    ++figures;
+  CHECK(figures == 3);
+}
+
+TEST_CASE("a CSV file of points trains, and a bad cell is named before anything is written") {
+  testing::ScratchDir dir;
+  std::string csv = "height,weight\n";
+  for (int i = 0; i < 200; ++i)
+    csv += fmt::format("{},{}\n", 150 + i % 40, 50 + (i % 40) * 0.8 + (i % 7) * 0.3);
+  testing::write_text(dir / "people.csv", csv);
+  std::string experiment = "name: people\ndata:\n  source: csv\n  file: " + (dir / "people.csv") +
+                           "\nmodel:\n  hidden: [4]\n  bottleneck: 1\n  activation: identity\n"
+                           "  output_activation: identity\n  standardize: scale\n"
+                           "train:\n  epochs: 30\n  batch_size: 50\n  lr: 1e-2\n  threads: 1\n";
+  testing::write_text(dir / "people.yaml", experiment);
+  Result good = run("--root " + (dir / "runs") + " run " + (dir / "people.yaml"));
+  INFO(good.output);
+  CHECK(good.status == 0);
+  CHECK(good.output.find("people.csv: 200 points, 2 columns (height, weight)") !=
+        std::string::npos);
+  CHECK(good.output.find("2-4-1") != std::string::npos);
+
+  testing::write_text(dir / "people.csv", csv + "171,n/a\n");
+  Result bad = run("--root " + (dir / "bad") + " run " + (dir / "people.yaml"));
+  INFO(bad.output);
+  CHECK(bad.status == 2);
+  CHECK(bad.output.find("row 202, column 2 ('weight'): 'n/a' is not a finite number") !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "bad/pipeline.db"));
+}
+
 }  // namespace pl
