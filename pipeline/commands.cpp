@@ -28,6 +28,24 @@ namespace {
 
 const std::vector<std::string> kListedMetrics = {"copy.psnr", "copy.efficiency", "modify.fd_gain",
                                                  "modify.change", "modify.pull"};
+// The same for runs on point clouds.
+const std::vector<std::string> kListedPcaMetrics = {"pca.angle", "pca.fve", "pca.fve_pc1",
+                                                    "pca.fve_curve", "pca.spearman"};
+
+// Point-cloud columns when the listed runs are mostly point-cloud runs.
+const std::vector<std::string>& listed_metrics(Store& store, const std::string& sweep) {
+  std::string runs =
+      sweep.empty() ? "SELECT id FROM runs" : "SELECT run FROM sweep_runs WHERE sweep = ?";
+  std::vector<std::pair<bool, std::string>> binds;
+  if (!sweep.empty()) binds.push_back({false, sweep});
+  QueryResult counts = store.query(
+      "SELECT (SELECT count(*) FROM final WHERE name = 'pca.fve' AND run IN (" + runs +
+          ")), (SELECT count(*) FROM final WHERE name = 'copy.psnr' AND run IN (" + runs + "))",
+      sweep.empty() ? binds : std::vector<std::pair<bool, std::string>>{binds[0], binds[0]});
+  bool clouds = !counts.rows.empty() &&
+                std::atoll(counts.rows[0][0].c_str()) > std::atoll(counts.rows[0][1].c_str());
+  return clouds ? kListedPcaMetrics : kListedMetrics;
+}
 
 std::unique_ptr<Store> open_store(const std::string& root) { return Store::open(root, true); }
 
@@ -323,7 +341,7 @@ int runs_command(const std::string& root, const RunsOptions& options) {
           ", (SELECT value FROM params p WHERE p.run = r.id AND p.key = 'model.architecture') "
           "AS model, (SELECT value FROM params p WHERE p.run = r.id AND p.key = "
           "'train.epochs') AS epochs";
-      for (const std::string& m : kListedMetrics) {
+      for (const std::string& m : listed_metrics(*store, options.sweep)) {
         select += fmt::format(
             ", (SELECT printf('%.4g', value) FROM final f WHERE f.run = r.id AND f.name = '{0}') "
             "AS \"{0}\"",
