@@ -14,6 +14,7 @@ std::mutex g_mutex;
 Level g_level = Level::kInfo;
 std::FILE* g_file = nullptr;
 std::string g_progress;
+std::string g_tag;
 
 const char* level_name(Level level) {
   switch (level) {
@@ -59,7 +60,7 @@ void set_log_file(const std::string& path) {
 void log_message(Level level, const std::string& message) {
   std::lock_guard<std::mutex> lock(g_mutex);
   if (level < g_level) return;
-  std::string line = fmt::format("{} {} {}\n", timestamp(), level_name(level), message);
+  std::string line = fmt::format("{} {} {}{}\n", timestamp(), level_name(level), g_tag, message);
 
   // A progress line is redrawn after the message so it stays at the bottom.
   if (!g_progress.empty()) std::fputs("\r\033[K", stderr);
@@ -73,9 +74,15 @@ void log_message(Level level, const std::string& message) {
   }
 }
 
+void set_log_tag(const std::string& tag) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_tag = tag;
+}
+
 void set_progress_line(const std::string& line) {
   if (!stderr_is_terminal()) return;
   std::lock_guard<std::mutex> lock(g_mutex);
+  if (!g_tag.empty()) return;
   g_progress = line;
   std::fprintf(stderr, "\r\033[K%s", line.c_str());
   std::fflush(stderr);

@@ -22,6 +22,10 @@ void set_log_file(const std::string& path);
 
 void log_message(Level level, const std::string& message);
 
+// Prepends `tag` to every message ("[job 2] "), and with `tag` not empty
+// stops drawing progress lines: several processes share the terminal.
+void set_log_tag(const std::string& tag);
+
 // Clears a progress line drawn on a terminal before a log line is printed.
 void set_progress_line(const std::string& line);
 void clear_progress_line();

@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--dry-run", run.dry_run, "print the runs and their ids, then exit");
   run_cmd->add_flag("--retry-failed", run.retry_failed, "run failed runs again");
   run_cmd->add_flag("--force", run.force, "allow a sweep larger than the size cap");
+  run_cmd
+      ->add_option("-j,--jobs", run.jobs,
+                   "run up to N points side by side, the cores split between them")
+      ->check(CLI::Range(1, 256));
 
   std::string sweep, format = "table", run_id, sql;
   std::vector<std::string> compared;

@@ -1,16 +1,21 @@
 #include "pipeline/runner.h"
 
 #include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "pipeline/config.h"
 #include "pipeline/hash.h"
@@ -346,6 +351,37 @@ int run_experiment(const RunOptions& options) {
     return 2;
   }
 
+  // --jobs: the other processes start here, before any of them opens the
+  // database or LibTorch starts its threads. Each claims runs as a second
+  // `pipeline run` would; the first waits for the rest and writes the report.
+  int job = 0;
+  std::vector<pid_t> workers;
+  if (options.jobs > 1) {
+    int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    int threads = std::max(1, cores / options.jobs);
+    if (options.jobs > cores) {
+      warn("--jobs {} on {} cores: the jobs share cores; --jobs {} would not", options.jobs, cores,
+           cores);
+    }
+    info("{} jobs side by side, {} thread{} each", options.jobs, threads, threads == 1 ? "" : "s");
+    set_thread_limit(threads);
+    std::fflush(nullptr);
+    for (int j = 1; j < options.jobs; ++j) {
+      pid_t pid = fork();
+      if (pid < 0) {
+        warn("job {} could not be started ({}); going on with {}", j + 1, std::strerror(errno), j);
+        break;
+      }
+      if (pid == 0) {
+        job = j;
+        workers.clear();
+        break;
+      }
+      workers.push_back(pid);
+    }
+    set_log_tag(fmt::format("[job {}] ", job + 1));
+  }
+
   std::unique_ptr<Store> store;
   try {
     store = Store::open(root);
@@ -353,9 +389,12 @@ int run_experiment(const RunOptions& options) {
     error("{}", e.what());
     return 2;
   }
-  info("sweep '{}': {} run{} from {}, output in {}", experiment.name, experiment.runs.size(),
-       experiment.runs.size() == 1 ? "" : "s", experiment.file, root);
+  if (job == 0) {
+    info("sweep '{}': {} run{} from {}, output in {}", experiment.name, experiment.runs.size(),
+         experiment.runs.size() == 1 ? "" : "s", experiment.file, root);
+  }
   for (const auto& item : data) {
+    if (job != 0) break;
     try {
       const RunData& run_data = *item.second;
       if (!run_data.cloud && !run_data.images.from_cache)
@@ -387,6 +426,21 @@ int run_experiment(const RunOptions& options) {
     status = failed > 0 ? 1 : 0;
   } catch (const Interrupted&) {
     status = 130;
+  }
+  if (job != 0) return status;  // the first job reports for all
+  for (pid_t pid : workers) {
+    int wait_status = 0;
+    while (waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
+    }
+    int code = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+    if (code == 130 || code > 128) status = 130;
+    if (code == 1 && status == 0) status = 1;
+    if (code == 2 && status == 0) status = 2;
+  }
+  if (!workers.empty()) {
+    failed = 0;
+    for (const RunRow& run : store->runs(experiment.name)) failed += run.status == "failed";
+    if (failed > 0 && status == 0) status = 1;
   }
 
   try {

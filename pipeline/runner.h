@@ -18,6 +18,9 @@ struct RunOptions {
   bool dry_run = false;
   bool retry_failed = false;
   bool force = false;  // allow sweeps above the size cap
+  // Points run side by side, each process with cores / jobs threads (at
+  // least one), so the cores are never oversubscribed.
+  int jobs = 1;
 };
 
 // Exit status: 0 every run done, 1 some run failed, 2 bad input (nothing

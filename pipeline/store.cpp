@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 #include "pipeline/paths.h"
 
@@ -171,7 +172,18 @@ std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
   sqlite3_busy_timeout(db, 30000);
   try {
     if (!read_only) {
-      store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+      // Switching a new file to WAL fails at once, without the busy handler,
+      // while another process is doing the same: wait for it here.
+      for (int attempt = 1;; ++attempt) {
+        try {
+          store->exec("PRAGMA journal_mode=WAL");
+          break;
+        } catch (const std::exception& e) {
+          if (attempt >= 300 || std::string(e.what()).find("locked") == std::string::npos) throw;
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+      store->exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
       // One transaction, so two processes opening a new database at once
       // do not both create (or drop) the same views.
       store->transaction([&] {

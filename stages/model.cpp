@@ -7,6 +7,7 @@
 
 #include "pipeline/fault.h"
 #include "pipeline/h5file.h"
+#include "stages/stages.h"
 
 namespace pl {
 namespace {
@@ -189,9 +190,16 @@ torch::Tensor to_tensor(const uint8_t* bytes, int64_t count) {
   return raw.to(torch::kFloat32).div_(127.5).sub_(1.0);
 }
 
+namespace {
+int g_thread_limit = 0;  // 0: no limit
+}  // namespace
+
+void set_thread_limit(int threads) { g_thread_limit = threads; }
+
 int use_threads(int threads) {
   int n =
       threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (g_thread_limit > 0) n = std::min(n, g_thread_limit);
   torch::set_num_threads(n);
   return n;
 }

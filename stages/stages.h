@@ -58,6 +58,10 @@ std::vector<std::vector<Tile>> iterate_pictures(const RunConfig& config,
 // Records a file the run wrote (with its checksum) in the run database.
 void record_image(const StageContext& context, const std::string& path, const std::string& kind);
 
+// Caps the threads any stage uses (train.threads, or every core when 0).
+// `pipeline run --jobs N` sets it to cores / N in each of its processes.
+void set_thread_limit(int threads);
+
 // Path of the run's checkpoint.
 std::string checkpoint_path(const StageContext& context);
 

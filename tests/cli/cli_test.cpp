@@ -431,3 +431,30 @@ TEST_CASE("a CSV file of points trains, and a bad cell is named before anything 
 }
 
 }  // namespace pl
+
+namespace pl {
+
+TEST_CASE("--jobs 2 runs points side by side with the results of one job") {
+  testing::ScratchDir dir;
+  std::string base = "run " + source("experiments/pca_nonlinear.yaml") +
+                     " --set train.epochs=20 --set model.hidden=[4]";
+  Result one = run("--root " + (dir / "one") + " " + base);
+  Result two = run("--root " + (dir / "two") + " " + base + " --jobs 2");
+  INFO(two.output);
+  REQUIRE(one.status == 0);
+  REQUIRE(two.status == 0);
+  CHECK(two.output.find("2 jobs side by side") != std::string::npos);
+  CHECK(two.output.find("[job 2] run ") != std::string::npos);
+  CHECK(two.output.find("[job 1] sweep 'pca_nonlinear': all 3 runs done") != std::string::npos);
+  // Everything but the timings.
+  std::string sql =
+      "query \"SELECT run, name, printf('%.17g', value) FROM final WHERE name NOT LIKE "
+      "'%seconds' AND name != 'train.images_per_s' ORDER BY 1, 2\"";
+  Result a = run("--root " + (dir / "one") + " " + sql);
+  Result b = run("--root " + (dir / "two") + " " + sql);
+  CHECK(a.output.find("pca.fve") != std::string::npos);
+  CHECK(a.output == b.output);
+  CHECK(run("run " + source("experiments/pca_nonlinear.yaml") + " --jobs 0").status == 2);
+}
+
+}  // namespace pl
