@@ -313,6 +313,12 @@ int modify_command(const ModifyOptions& options) {
         overrides.push_back(line.substr(0, colon) + "=" + line.substr(colon + 2));
     }
     RunConfig config = make_run_config(overrides);
+    if (config.data().source != "cifar10") {
+      throw std::runtime_error(fmt::format(
+          "run {} was trained on a point cloud ({}), not on pictures; `pipeline modify` needs a "
+          "run of a CIFAR-10 sweep",
+          ids[0], config.data().source));
+    }
     Tile picture = load_picture(options.image, parse_fit(options.fit));
     std::vector<std::vector<Tile>> steps =
         iterate_pictures(config, root + "/" + ids[0] + "/checkpoint.h5", {picture}, options.steps);

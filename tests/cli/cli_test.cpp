@@ -401,6 +401,14 @@ TEST_CASE("the principal-component sweeps run end to end without CIFAR-10") {
        at = html.find("<figure><svg", at + 1))
     ++figures;
   CHECK(figures == 3);
+
+  // A point-cloud net cannot modify a picture; it says so.
+  Result ids = run("--root " + root + " query \"SELECT id FROM runs LIMIT 1\" --format csv");
+  std::string id = ids.output.substr(ids.output.find('\n') + 1, 12);
+  Result modify = run("--root " + root + " modify " + id + " --image " + source("README.md") +
+                      " --out " + (dir / "m.png"));
+  CHECK(modify.status == 2);
+  CHECK(modify.output.find("trained on a point cloud") != std::string::npos);
 }
 
 TEST_CASE("a CSV file of points trains, and a bad cell is named before anything is written") {
