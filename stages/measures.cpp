@@ -14,6 +14,48 @@ torch::Tensor covariance(const torch::Tensor& x) {
   return centred.t().mm(centred) / static_cast<double>(std::max<int64_t>(1, x.size(0) - 1));
 }
 
+// An activation module's output and derivative at the pre-activation `pre`.
+std::pair<torch::Tensor, torch::Tensor> activate(const std::shared_ptr<torch::nn::Module>& module,
+                                                 const torch::Tensor& pre) {
+  if (auto leaky = std::dynamic_pointer_cast<torch::nn::LeakyReLUImpl>(module)) {
+    double slope = leaky->options.negative_slope();
+    return {torch::leaky_relu(pre, slope),
+            torch::where(pre > 0, torch::ones_like(pre), torch::full_like(pre, slope))};
+  }
+  if (std::dynamic_pointer_cast<torch::nn::TanhImpl>(module)) {
+    torch::Tensor y = pre.tanh();
+    return {y, 1 - y * y};
+  }
+  if (std::dynamic_pointer_cast<torch::nn::ReLUImpl>(module)) {
+    return {pre.relu(), (pre > 0).to(pre.scalar_type())};
+  }
+  if (std::dynamic_pointer_cast<torch::nn::SigmoidImpl>(module)) {
+    torch::Tensor y = pre.sigmoid();
+    return {y, y * (1 - y)};
+  }
+  if (std::dynamic_pointer_cast<torch::nn::IdentityImpl>(module)) {
+    return {pre, torch::ones_like(pre)};
+  }
+  throw std::logic_error("no derivative for the layer " + module->name());
+}
+
+// Jacobian-vector products through `layers` at the inputs `h` ([m, in]):
+// each of the tangents ([m, k, in]) becomes its image ([m, k, out]).
+torch::Tensor push_tangents(torch::nn::Sequential& layers, torch::Tensor h,
+                            torch::Tensor tangents) {
+  for (const auto& layer : layers->children()) {
+    if (auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(layer)) {
+      h = torch::addmm(linear->bias, h, linear->weight.t());
+      tangents = tangents.matmul(linear->weight.t());
+    } else {
+      auto [out, slope] = activate(layer, h);
+      tangents = tangents * slope.unsqueeze(1);
+      h = out;
+    }
+  }
+  return tangents;
+}
+
 }  // namespace
 
 double frechet_distance(const torch::Tensor& a64, const torch::Tensor& b64) {
@@ -41,21 +83,24 @@ double selectivity(double foreign_change, double own_change) {
 }
 
 torch::Tensor latent_spectral_radius(Autoencoder& model, const torch::Tensor& x) {
-  std::vector<double> radii;
-  for (int64_t i = 0; i < x.size(0); ++i) {
-    // f = dec . enc, so J_f(x) = A B with A = J_dec(z), B = J_enc(x), z = enc(x);
-    // B A is k x k and has the same non-zero eigenvalues. At a fixed point
-    // (dec(z) = x) it is the Jacobian of enc . dec at z.
-    torch::Tensor z = model->encode(x[i].unsqueeze(0)).detach();
-    const int64_t k = z.size(1);
-    torch::Tensor xs = x[i].detach().unsqueeze(0).repeat({k, 1}).requires_grad_(true);
-    torch::Tensor b = torch::autograd::grad({model->encode(xs).diagonal().sum()}, {xs})[0];
-    torch::Tensor zs = z.repeat({k, 1}).requires_grad_(true);
-    torch::Tensor ba = torch::autograd::grad({(model->decode(zs) * b).sum()}, {zs})[0];
-    torch::Tensor eigenvalues = torch::linalg::eigvals(ba.to(torch::kFloat64));
-    radii.push_back(eigenvalues.abs().max().item<double>());
+  // f = dec . enc, so J_f(x) = A B with A = J_dec(z), B = J_enc(x), z = enc(x);
+  // B A is k x k and has the same non-zero eigenvalues. At a fixed point
+  // (dec(z) = x) it is the Jacobian of enc . dec at z. Forward mode: the k
+  // unit tangents at z go through the decoder (giving A's columns), then
+  // through the encoder's Jacobian at x (giving B A), a few pictures at once.
+  torch::NoGradGuard no_grad;
+  constexpr int64_t kChunk = 16;
+  std::vector<torch::Tensor> radii;
+  for (int64_t i = 0; i < x.size(0); i += kChunk) {
+    torch::Tensor xs = x.narrow(0, i, std::min(kChunk, x.size(0) - i));
+    torch::Tensor z = model->encode(xs);
+    const int64_t m = z.size(0), k = z.size(1);
+    torch::Tensor unit = torch::eye(k, z.options()).unsqueeze(0).expand({m, k, k}).contiguous();
+    torch::Tensor columns = push_tangents(model->decoder, z, unit);      // [m, k, d]: A e_j
+    torch::Tensor product = push_tangents(model->encoder, xs, columns);  // [m, k, k]: B A e_j
+    radii.push_back(torch::linalg_eigvals(product.to(torch::kFloat64)).abs().amax(1));
   }
-  return torch::tensor(radii, torch::kFloat64);
+  return torch::cat(radii);
 }
 
 torch::Tensor full_jacobian(Autoencoder& model, const torch::Tensor& x) {

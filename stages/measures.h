@@ -22,7 +22,8 @@ double selectivity(double foreign_change, double own_change);
 // Spectral radius of the k x k matrix J_enc(x) J_dec(enc(x)) for each row of
 // `x` ([n, d] -> [n]): its non-zero eigenvalues are those of the d x d
 // Jacobian of f at x, and at a fixed point it is the Jacobian of enc(dec(z))
-// at z = enc(x). Costs two backward passes of k rows per picture.
+// at z = enc(x). Costs two forward passes of k rows per picture (forward-mode
+// Jacobian products, no autograd).
 torch::Tensor latent_spectral_radius(Autoencoder& model, const torch::Tensor& x);
 
 // The full d x d Jacobian of f at one input `x` ([d]); for tests on small nets.

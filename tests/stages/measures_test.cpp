@@ -46,20 +46,26 @@ TEST_CASE("the Frechet distance of two Gaussians matches the closed form") {
 }
 
 TEST_CASE("the latent Jacobian's spectral radius equals the full Jacobian's") {
-  torch::manual_seed(9);
-  ModelConfig config;
-  config.input = 6;
-  config.hidden = {5};
-  config.bottleneck = 2;
-  config.activation = "tanh";
-  config.output_activation = "identity";
-  Autoencoder model(config);
-  torch::Tensor x = torch::randn({3, 6});
-  torch::Tensor latent = latent_spectral_radius(model, x);
-  for (int64_t i = 0; i < 3; ++i) {
-    torch::Tensor full = torch::linalg::eigvals(full_jacobian(model, x[i]).to(torch::kFloat64));
-    CHECK(latent[i].item<double>() ==
-          doctest::Approx(full.abs().max().item<double>()).epsilon(1e-5));
+  for (const char* act : {"tanh", "relu", "sigmoid", "leaky_relu", "identity"}) {
+    CAPTURE(act);
+    torch::manual_seed(9);
+    ModelConfig config;
+    config.input = 6;
+    config.hidden = {5, 4};
+    config.bottleneck = 3;
+    config.activation = act;
+    config.bottleneck_activation = "identity";
+    config.output_activation = "tanh";
+    Autoencoder model(config);
+    // More pictures than one chunk of the batched computation.
+    torch::Tensor x = torch::randn({20, 6});
+    torch::Tensor latent = latent_spectral_radius(model, x);
+    REQUIRE(latent.size(0) == 20);
+    for (int64_t i = 0; i < 20; ++i) {
+      torch::Tensor full = torch::linalg::eigvals(full_jacobian(model, x[i]).to(torch::kFloat64));
+      CHECK(latent[i].item<double>() ==
+            doctest::Approx(full.abs().max().item<double>()).epsilon(1e-4));
+    }
   }
 }
 
