@@ -217,9 +217,14 @@ void evaluate_cloud_stage(const StageContext& context) {
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = {v[2 * i], v[2 * i + 1]};
     return out;
   };
-  figure.points = project(raw);
+  // A figure shows at most kPlotted points, evenly spaced, so a large cloud
+  // still gives a page a browser opens at once (points.csv keeps them all).
+  constexpr int64_t kPlotted = 4000;
+  const int64_t stride = (cloud.count + kPlotted - 1) / kPlotted;
+  torch::Tensor shown = torch::arange(0, cloud.count, stride);
+  figure.points = project(raw.index_select(0, shown));
   torch::Tensor order = k == 1 ? code.squeeze(1).argsort() : torch::arange(cloud.count);
-  figure.fitted = project(fitted_raw.index_select(0, order));
+  figure.fitted = project(fitted_raw.index_select(0, order.index_select(0, shown)));
   figure.fitted_is_curve = k == 1;
   // PC1 through the mean, as far as the points reach along it.
   torch::Tensor u = basis.vectors.narrow(1, 0, 1);
