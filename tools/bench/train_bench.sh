@@ -16,8 +16,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 python="${PYTHON:-/usr/bin/python3}"
 tuned="glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 
-steps_for() {  # about ten seconds a measurement on 2 cores
-  case "$1" in S) echo 200 ;; W) echo 40 ;; *) echo 6 ;; esac
+steps_for() {  # about five seconds a measurement on 2 cores
+  case "$1" in S) echo 100 ;; W) echo 20 ;; *) echo 4 ;; esac
 }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
