@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -16,6 +17,7 @@
 #include "pipeline/hash.h"
 #include "pipeline/log.h"
 #include "pipeline/paths.h"
+#include "pipeline/slurm.h"
 #include "pipeline/store.h"
 #include "stages/ingest.h"
 #include "stages/picture.h"
@@ -40,12 +42,10 @@ void on_signal(int) {
 
 class Interrupted : public std::exception {};
 
-struct Keys {
-  std::string train, evaluate, modify;
-};
+}  // namespace
 
-Keys stage_keys(const RunConfig& config, const std::string& data_key) {
-  Keys keys;
+StageKeys stage_keys(const RunConfig& config, const std::string& data_key) {
+  StageKeys keys;
   keys.train = hash_text(fmt::format("{}\n{}\n{}{}", kTrainVersion, data_key,
                                      config.section_text("model"), config.section_text("train")));
   keys.evaluate = hash_text(
@@ -54,6 +54,8 @@ Keys stage_keys(const RunConfig& config, const std::string& data_key) {
       fmt::format("{}\n{}\n{}", kModifyVersion, keys.train, config.section_text("modify")));
   return keys;
 }
+
+namespace {
 
 // A failure's reason as a person reads it: LibTorch's messages carry a C++
 // stack trace, and running out of memory deserves the fix.
@@ -79,6 +81,32 @@ std::map<std::string, std::string> params_of(const RunConfig& config) {
   params["model.depth"] = std::to_string(model.hidden.size());
   params["model.architecture"] = config.architecture();
   return params;
+}
+
+// Runs `body` unless the stage is recorded done with this key.
+void run_stage(RunRecorder& recorder, const RunConfig& config, const std::string& name,
+               const std::string& key, const std::function<void()>& body) {
+  if (recorder.stage_done(config.id(), name, key)) {
+    info("{}: done earlier, skipped", name);
+    return;
+  }
+  info("{}: started", name);
+  recorder.stage_started(config.id(), name, key);
+  auto start = std::chrono::steady_clock::now();
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  try {
+    body();
+  } catch (const Interrupted&) {
+    recorder.stage_finished(config.id(), name, "interrupted", seconds(), "stopped by the user");
+    throw;
+  } catch (const std::exception& e) {
+    recorder.stage_finished(config.id(), name, "failed", seconds(), e.what());
+    throw;
+  }
+  recorder.stage_finished(config.id(), name, "done", seconds(), "");
+  info("{}: finished in {:.1f} s", name, seconds());
 }
 
 using DataMap = std::map<std::string, std::unique_ptr<CifarData>>;
@@ -157,7 +185,7 @@ class SweepRunner {
   // True when every stage of a done run was recorded with today's key (a
   // stage whose code or settings changed since runs again).
   bool up_to_date(const RunConfig& config) {
-    Keys keys = stage_keys(config, ingest(config).key);
+    StageKeys keys = stage_keys(config, ingest(config).key);
     return store_.stage_done(config.id(), "train", keys.train) &&
            store_.stage_done(config.id(), "evaluate", keys.evaluate) &&
            store_.stage_done(config.id(), "modify", keys.modify);
@@ -165,67 +193,9 @@ class SweepRunner {
 
   // Runs the stages of one point; false when the run failed.
   bool run_one(const RunConfig& config, const std::string& label) {
-    std::string dir = root_ + "/" + config.id();
-    make_dirs(dir + "/images");
-    write_file_atomic(dir + "/config.yaml", config.canonical());
-    set_log_file(dir + "/log.txt");
-    info("{}: {} in {}", label, config.architecture(), dir);
-    try {
-      const CifarData& data = ingest(config);
-      StageContext context{config, data, store_, dir, root_ + "/cache", &g_stop};
-      Keys keys = stage_keys(config, data.key);
-      stage(config, "train", keys.train, [&] {
-        if (train_stage(context) == TrainOutcome::kInterrupted) throw Interrupted();
-      });
-      stage(config, "evaluate", keys.evaluate, [&] {
-        store_.clear_metrics(config.id(), "evaluate");
-        evaluate_stage(context);
-      });
-      stage(config, "modify", keys.modify, [&] {
-        store_.clear_metrics(config.id(), "modify");
-        modify_stage(context);
-      });
-      store_.mark_finished(config.id(), "done", "");
-      info("{}: done", label);
-      set_log_file("");
-      return true;
-    } catch (const Interrupted&) {
-      store_.mark_finished(config.id(), "interrupted", "stopped by the user");
-      set_log_file("");
-      throw;
-    } catch (const std::exception& e) {
-      std::string reason = failure_reason(e.what());
-      error("{}: failed: {}", label, reason);
-      store_.mark_finished(config.id(), "failed", reason);
-      set_log_file("");
-      return false;
-    }
-  }
-
-  // Runs `body` unless the stage is recorded done with this key.
-  void stage(const RunConfig& config, const std::string& name, const std::string& key,
-             const std::function<void()>& body) {
-    if (store_.stage_done(config.id(), name, key)) {
-      info("{}: done earlier, skipped", name);
-      return;
-    }
-    info("{}: started", name);
-    store_.stage_started(config.id(), name, key);
-    auto start = std::chrono::steady_clock::now();
-    auto seconds = [&] {
-      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    };
-    try {
-      body();
-    } catch (const Interrupted&) {
-      store_.stage_finished(config.id(), name, "interrupted", seconds(), "stopped by the user");
-      throw;
-    } catch (const std::exception& e) {
-      store_.stage_finished(config.id(), name, "failed", seconds(), e.what());
-      throw;
-    }
-    store_.stage_finished(config.id(), name, "done", seconds(), "");
-    info("{}: finished in {:.1f} s", name, seconds());
+    RunOutcome outcome = run_stages(config, ingest(config), store_, root_, label, &g_stop);
+    if (outcome == RunOutcome::kInterrupted) throw Interrupted();
+    return outcome == RunOutcome::kDone;
   }
 
   // Data is read once per data config and shared by the runs that use it.
@@ -242,7 +212,67 @@ class SweepRunner {
   DataMap& data_;
 };
 
+// What the Slurm coordinator needs of each run.
+std::vector<SlurmRun> slurm_runs(const Experiment& experiment, const DataMap& data) {
+  std::vector<SlurmRun> runs;
+  for (std::size_t i = 0; i < experiment.runs.size(); ++i) {
+    const RunConfig& config = experiment.runs[i];
+    StageKeys keys = stage_keys(config, data.at(data_slice(config))->key);
+    runs.push_back({config.id(),
+                    fmt::format("run {}/{} {}", i + 1, experiment.runs.size(), config.id()),
+                    config.canonical(),
+                    {{"train", keys.train}, {"evaluate", keys.evaluate}, {"modify", keys.modify}}});
+  }
+  return runs;
+}
+
+// This program's path, for the Slurm tasks to run.
+std::string this_program() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("pipeline-run") : self.string();
+}
+
 }  // namespace
+
+RunOutcome run_stages(const RunConfig& config, const CifarData& data, RunRecorder& recorder,
+                      const std::string& root, const std::string& label,
+                      const std::atomic<bool>* stop) {
+  std::string dir = root + "/" + config.id();
+  make_dirs(dir + "/images");
+  write_file_atomic(dir + "/config.yaml", config.canonical());
+  set_log_file(dir + "/log.txt");
+  info("{}: {} in {}", label, config.architecture(), dir);
+  try {
+    StageContext context{config, data, recorder, dir, root + "/cache", stop};
+    StageKeys keys = stage_keys(config, data.key);
+    run_stage(recorder, config, "train", keys.train, [&] {
+      if (train_stage(context) == TrainOutcome::kInterrupted) throw Interrupted();
+    });
+    run_stage(recorder, config, "evaluate", keys.evaluate, [&] {
+      recorder.clear_metrics(config.id(), "evaluate");
+      evaluate_stage(context);
+    });
+    run_stage(recorder, config, "modify", keys.modify, [&] {
+      recorder.clear_metrics(config.id(), "modify");
+      modify_stage(context);
+    });
+    recorder.mark_finished(config.id(), "done", "");
+    info("{}: done", label);
+    set_log_file("");
+    return RunOutcome::kDone;
+  } catch (const Interrupted&) {
+    recorder.mark_finished(config.id(), "interrupted", "stopped by the user");
+    set_log_file("");
+    return RunOutcome::kInterrupted;
+  } catch (const std::exception& e) {
+    std::string reason = failure_reason(e.what());
+    error("{}: failed: {}", label, reason);
+    recorder.mark_finished(config.id(), "failed", reason);
+    set_log_file("");
+    return RunOutcome::kFailed;
+  }
+}
 
 int modify_command(const ModifyOptions& options) {
   try {
@@ -338,10 +368,22 @@ int run_experiment(const RunOptions& options) {
   int failed = 0;
   int status = 0;
   try {
-    failed = runner.run_all();
+    if (options.executor == "slurm") {
+      SlurmResult result =
+          run_on_slurm(*store, root, experiment.name, slurm_runs(experiment, data), options.slurm,
+                       options.retry_failed, this_program(), g_stop);
+      failed = result.failed;
+      if (result.interrupted) throw Interrupted();
+    } else {
+      failed = runner.run_all();
+    }
     status = failed > 0 ? 1 : 0;
   } catch (const Interrupted&) {
     status = 130;
+  } catch (const std::exception& e) {
+    error("{}", e.what());
+    status = 1;
+    failed = std::max(failed, 1);
   }
 
   try {
