@@ -7,7 +7,8 @@
 #      coordinator to submit it again and for the new task to start, then
 #      kills the coordinator (SIGKILL);
 #   3. runs the same command again: it must follow the queued and running
-#      tasks instead of submitting anything, and finish the sweep;
+#      tasks instead of submitting anything; stops it with Ctrl-C (status
+#      130, the jobs keep running) and runs it once more to the end;
 #   4. checks every run done, the metric rows equal to the reference's (17
 #      significant digits), identical final checkpoints (h5diff), the
 #      cancelled run resumed from a checkpoint (journal: two attempts, the
@@ -113,14 +114,25 @@ coordinator=""
 running=$(squeue -h -r -o '%i %T' | tr '\n' ';')
 echo "slurm_test: killed the coordinator; queue: $running"
 
-# 3. The same command again: it follows what is queued, submits nothing.
+# 3. The same command again: it follows what is queued and submits nothing.
+#    Ctrl-C stops following (status 130) and leaves the jobs running; a third
+#    start follows them to the end.
+"${command[@]}" >"$work/coordinator2.log" 2>&1 &
+coordinator=$!
+wait_for 60 "the second coordinator to follow the jobs" \
+  grep -q "following Slurm job" "$work/coordinator2.log"
+kill -INT "$coordinator"
 status=0
-timeout 300 "${command[@]}" >"$work/coordinator2.log" 2>&1 || status=$?
-[ "$status" -eq 0 ] || fail "the second coordinator ended with status $status"
-grep -q "following Slurm job" "$work/coordinator2.log" ||
-  fail "the second coordinator did not follow the running jobs"
-if grep -q "submitted [0-9]" "$work/coordinator2.log"; then
-  fail "the second coordinator submitted runs again instead of following them"
+wait "$coordinator" || status=$?
+coordinator=""
+[ "$status" -eq 130 ] || fail "Ctrl-C gave the coordinator exit status $status, not 130"
+grep -q "stay queued or running on Slurm" "$work/coordinator2.log" ||
+  fail "Ctrl-C did not say the jobs keep running"
+status=0
+timeout 300 "${command[@]}" >"$work/coordinator3.log" 2>&1 || status=$?
+[ "$status" -eq 0 ] || fail "the third coordinator ended with status $status"
+if grep -q "submitted [0-9]" "$work/coordinator2.log" "$work/coordinator3.log"; then
+  fail "a restarted coordinator submitted runs again instead of following them"
 fi
 
 # 4. The results.
