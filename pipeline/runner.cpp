@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -380,10 +379,10 @@ int run_experiment(const RunOptions& options) {
     status = failed > 0 ? 1 : 0;
   } catch (const Interrupted&) {
     status = 130;
-  } catch (const std::exception& e) {
+  } catch (const std::exception& e) {  // Slurm could not be reached or refused the jobs
     error("{}", e.what());
     status = 1;
-    failed = std::max(failed, 1);
+    failed = -1;
   }
 
   try {
@@ -396,7 +395,11 @@ int run_experiment(const RunOptions& options) {
   int done = 0;
   for (const RunRow& run : store->runs(experiment.name)) done += run.status == "done";
   int total = static_cast<int>(experiment.runs.size());
-  if (status == 130) {
+  if (failed < 0) {
+    warn(
+        "the Slurm coordinator stopped on the error above; fix it and run the same command "
+        "again (jobs already submitted keep running and are followed then)");
+  } else if (status == 130) {
     warn("stopped; run the same command again to resume");
   } else if (failed > 0) {
     warn("{} of {} runs failed; `pipeline runs --sweep {}` lists them", failed, total,

@@ -152,14 +152,16 @@ class Coordinator {
         continue;
       }
       auto found = f.job.empty() ? states.end() : states.find(f.job + "_" + f.task);
-      if (found != states.end() && slurm_state_alive(found->second.state)) {
-        f.state = found->second.state;
-        f.reason = found->second.reason;
+      bool queued = found != states.end() && slurm_state_alive(found->second.state);
+      if (queued || (!f.job.empty() && still_running_here(f))) {
+        f.state = queued ? found->second.state : "COMPLETING";
+        f.reason = queued ? found->second.reason : "";
         info("{}: following Slurm job {}_{} ({}), submitted earlier", run.label, f.job, f.task,
              f.state);
         save(f);
         continue;
       }
+      if (!f.job.empty()) release(f);
       if (!store_.claim_run(run.id)) {
         info("{}: being run by another process, skipped", run.label);
         f.finished = true;
@@ -221,6 +223,26 @@ class Coordinator {
       if (key == run.keys.end() || !store_.stage_done(run.id, stage, key->second)) return false;
     }
     return true;
+  }
+
+  // A run left 'running' by its own Slurm task, which is gone, is free to be
+  // submitted again (on another node its pid cannot be checked from here).
+  void release(const Follow& f) {
+    JournalSummary summary = summarize_journal(read_journal(f.dir + "/journal.jsonl"));
+    if (summary.host.empty()) return;
+    store_.query(
+        "UPDATE runs SET status='interrupted' WHERE id=? AND status='running' AND host=? AND "
+        "pid=?",
+        {{false, f.run->id}, {false, summary.host}, {true, std::to_string(summary.pid)}});
+  }
+
+  // True when the last task of this submission is still a process on this
+  // host (Slurm may list it as ended while it writes its checkpoint).
+  bool still_running_here(const Follow& f) {
+    JournalSummary summary = summarize_journal(read_journal(f.dir + "/journal.jsonl"));
+    return summary.job == f.job && summary.task == f.task && summary.final_status.empty() &&
+           summary.host == this_host() && summary.pid > 0 &&
+           kill(static_cast<pid_t>(summary.pid), 0) == 0;
   }
 
   JournalSummary read_journal_into_store(Follow& f) {
@@ -402,16 +424,15 @@ class Coordinator {
     }
     // Gone from the queue without an outcome. On this host a task process
     // may still be writing its checkpoint: wait for it.
-    if (started && summary.host == this_host() && summary.pid > 0 &&
-        kill(static_cast<pid_t>(summary.pid), 0) == 0) {
-      return false;
-    }
+    if (started && still_running_here(f)) return false;
     if (++f.absent < 2) return false;  // seen twice, so a slow squeue is no reason
     f.lost = summary.progress > f.progress_at_submit ? 0 : f.lost + 1;
     if (f.lost >= kMaxLostInARow) {
       std::string why = fmt::format(
-          "the Slurm task ended {} times in a row without progress (last job {}_{}, {}); see {}",
-          f.lost, f.job, f.task, state, f.dir + "/log.txt");
+          "the Slurm task ended {} times in a row without progress (last job {}_{}, {}); see {} "
+          "and {}",
+          f.lost, f.job, f.task, state, f.dir + "/log.txt",
+          fmt::format("{}/slurm/{}_{}.out", root_, f.job, f.task));
       error("{}: failed: {}", run.label, why);
       store_.mark_finished(run.id, "failed", why);
       f.finished = true;
@@ -424,6 +445,7 @@ class Coordinator {
         run.label, f.job, f.task, state,
         started ? (summary.final_status.empty() ? ", killed" : ", " + summary.final_status)
                 : ", never started");
+    release(f);
     store_.claim_run(run.id);
     return true;
   }

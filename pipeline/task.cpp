@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <thread>
 
 #include "pipeline/config.h"
@@ -97,13 +98,15 @@ int task_command(const std::string& run_dir) {
   }
 
   int lock = -1;
+  std::unique_ptr<JournalRecorder> opened;
   try {
     lock = lock_run_dir(run_dir);
+    opened = std::make_unique<JournalRecorder>(run_dir + "/journal.jsonl", spec.done);
   } catch (const std::exception& e) {
     error("{}", e.what());
     return 1;
   }
-  JournalRecorder journal(run_dir + "/journal.jsonl", spec.done);
+  JournalRecorder& journal = *opened;
   std::string job = env("SLURM_ARRAY_JOB_ID");
   std::string task = env("SLURM_ARRAY_TASK_ID");
   if (job.empty()) job = env("SLURM_JOB_ID");
