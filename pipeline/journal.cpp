@@ -231,7 +231,7 @@ JournalSummary summarize_journal(const std::vector<JournalRecord>& records) {
     } else if (op == "finish") {
       summary.final_status = e.get("status");
       summary.final_error = e.get("error");
-    } else {
+    } else if (op == "metric" || op == "artifact") {
       ++summary.progress;
     }
   }

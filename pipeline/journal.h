@@ -57,7 +57,7 @@ struct JournalSummary {
   int64_t checkpoint_epoch = 0;  // the epoch the last attempt resumed from
   std::string final_status;      // after the last attempt: done, failed, interrupted or ""
   std::string final_error;
-  int64_t progress = 0;  // lines that record work (metrics, files, stages)
+  int64_t progress = 0;  // lines that record work done (metric rows, files written)
 };
 JournalSummary summarize_journal(const std::vector<JournalRecord>& records);
 

@@ -439,12 +439,14 @@ class Coordinator {
       ++result_.failed;
       return false;
     }
-    warn(
-        "{}: Slurm job {}_{} ended ({}{}) before the run finished; submitting it again, it "
-        "resumes from its checkpoint",
-        run.label, f.job, f.task, state,
-        started ? (summary.final_status.empty() ? ", killed" : ", " + summary.final_status)
-                : ", never started");
+    std::error_code ec;
+    bool checkpoint = std::filesystem::exists(f.dir + "/checkpoint.h5", ec) ||
+                      std::filesystem::exists(f.dir + "/checkpoint.h5.prev", ec);
+    warn("{}: Slurm job {}_{} ended ({}{}) before the run finished; submitting it again{}",
+         run.label, f.job, f.task, state,
+         started ? (summary.final_status.empty() ? ", killed" : ", " + summary.final_status)
+                 : ", never started",
+         checkpoint ? ", to resume from its checkpoint" : "");
     release(f);
     store_.claim_run(run.id);
     return true;

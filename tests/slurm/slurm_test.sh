@@ -13,7 +13,9 @@
 #      significant digits), identical final checkpoints (h5diff), the
 #      cancelled run resumed from a checkpoint (journal: two attempts, the
 #      second from epoch >= 1), the others trained once, `pipeline status`
-#      showing the jobs, and a database that passes its integrity check.
+#      showing the jobs, and a database that passes its integrity check;
+#   5. makes a task die at its third batch every time it starts: the run is
+#      submitted three times, then fails with the reason (exit status 1).
 #
 # usage: slurm_test.sh PIPELINE
 # Skips (exit 77) without the Slurm and munge programs or root, or without
@@ -161,7 +163,23 @@ grep -q "slurm" "$work/status.txt" && grep -q "COMPLETED" "$work/status.txt" ||
 [ "$(sqlite3 "$work/slurm/pipeline.db" "PRAGMA integrity_check")" = ok ] ||
   fail "the database fails its integrity check"
 
+# 5. A task that dies before it finishes anything, every time (a fault
+#    point kills it at its third batch), is submitted again only a few times;
+#    then the run fails with the reason and the coordinator exits with 1.
+status=0
+PIPELINE_FAULT=train-batch:3 timeout 300 "$bin" --root "$work/lost" run "$sweep" --executor slurm \
+  --set 'model.hidden=[32]' --set train.epochs=2 >"$work/lost.log" 2>&1 || status=$?
+[ "$status" -eq 1 ] || fail "a run that keeps dying gave exit status $status, not 1"
+lost_run=$(sqlite3 "$work/lost/pipeline.db" "SELECT id FROM runs")
+[ "$(sqlite3 "$work/lost/pipeline.db" "SELECT status FROM runs")" = failed ] ||
+  fail "a run that keeps dying is not marked failed"
+sqlite3 "$work/lost/pipeline.db" "SELECT error FROM runs" | grep -q "without progress" ||
+  fail "the failed run does not say why"
+lost_attempts=$(attempts "$work/lost/$lost_run/journal.jsonl")
+[ "$lost_attempts" -eq 3 ] || fail "a run that keeps dying started $lost_attempts times, not 3"
+
 total=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 echo "slurm_test: passed in $total s: $(wc -l <"$work/slurm.metrics") metric rows equal to the" \
   "local run's; run $first cancelled, resubmitted and resumed from epoch $resumed;" \
-  "the restarted coordinator followed the queued tasks"
+  "the restarted coordinator followed the queued tasks; a task dying at every start" \
+  "failed its run after $lost_attempts attempts"
