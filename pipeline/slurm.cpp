@@ -365,9 +365,9 @@ class Coordinator {
         std::string list;
         for (const std::string& j : jobs) list += (list.empty() ? "" : " ") + j;
         warn(
-            "stopped following; {} run{} stay queued or running on Slurm (job {}); run the same "
+            "stopped following; {} run{} queued or running on Slurm (job {}); run the same "
             "command again to follow them, or `scancel {}` to stop them",
-            open, open == 1 ? "" : "s", list, list);
+            open, open == 1 ? " stays" : "s stay", list, list);
         result_.interrupted = true;
         return;
       }
@@ -395,9 +395,7 @@ class Coordinator {
     auto found = states.find(f.job + "_" + f.task);
     bool alive = found != states.end() && slurm_state_alive(found->second.state);
     std::string state = found != states.end() ? found->second.state : "GONE";
-    if (state != f.state && (state == "RUNNING" || !alive)) {
-      info("{}: Slurm job {}_{} {}", run.label, f.job, f.task, state);
-    }
+    if (state != f.state) info("{}: Slurm job {}_{} {}", run.label, f.job, f.task, state);
     f.state = state;
     f.reason = found != states.end() ? found->second.reason : "";
 

@@ -3,17 +3,19 @@
 # slurmctld, slurmd started here, stopped on exit):
 #   1. runs tests/slurm/sweep.yaml locally: the reference;
 #   2. runs it with --executor slurm; once the first run has written its first
-#      checkpoint, cancels that run's array task with scancel, waits for the
-#      coordinator to submit it again and for the new task to start, then
-#      kills the coordinator (SIGKILL);
+#      checkpoint, requeues its array task (`scontrol requeue`, as preemption
+#      does): Slurm must start the same job again, which resumes; after its
+#      checkpoint at epoch 3, cancels it with scancel: the coordinator must
+#      submit it again, once; when the new task has started, kills the
+#      coordinator (SIGKILL);
 #   3. runs the same command again: it must follow the queued and running
 #      tasks instead of submitting anything; stops it with Ctrl-C (status
 #      130, the jobs keep running) and runs it once more to the end;
 #   4. checks every run done, the metric rows equal to the reference's (17
 #      significant digits), identical final checkpoints (h5diff), the
-#      cancelled run resumed from a checkpoint (journal: two attempts, the
-#      second from epoch >= 1), the others trained once, `pipeline status`
-#      showing the jobs, and a database that passes its integrity check;
+#      first run started three times (journal; the last from its checkpoint
+#      at epoch >= 3), the others once, `pipeline status` showing the jobs,
+#      and a database that passes its integrity check;
 #   5. makes a task die at its third batch every time it starts: the run is
 #      submitted three times, then fails with the reason (exit status 1).
 #
@@ -81,7 +83,7 @@ metrics_of() {
     ORDER BY 1, 2, 3, 4"
 }
 attempts() { grep -c '"op": "attempt"' "$1" 2>/dev/null || true; }
-started_twice() { [ "$(attempts "$1")" -ge 2 ]; }
+started_times() { [ "$(attempts "$1")" -ge "$2" ]; }
 
 # 1. The reference, on this machine.
 "$bin" --root "$work/local" run "$sweep" >"$work/local.log" 2>&1 || fail "the local run failed"
@@ -106,10 +108,21 @@ journal="$work/slurm/$first/journal.jsonl"
 wait_for 120 "the first checkpoint of run $first" grep -qs '"kind": "checkpoint"' "$journal"
 task=$(sqlite3 "$work/slurm/pipeline.db" \
   "SELECT job || '_' || task FROM slurm_tasks WHERE run = '$first'")
+# Preemption: Slurm stops the task and queues the same job again (--requeue).
+scontrol requeue "$task"
+echo "slurm_test: requeued task $task of run $first after its first checkpoint"
+wait_for 90 "the requeued task to start again" started_times "$journal" 2
+grep '"op": "attempt"' "$journal" | tail -n 1 | grep -q '"restart": 1' ||
+  fail "the second start of run $first is not Slurm's restart of the same job"
+# Cancelled after the restarted task's next checkpoint: the coordinator
+# submits it again.
+wait_for 60 "a checkpoint after the restart" \
+  grep -qs '"name": "train.checkpoint_seconds", "step": 3' "$journal"
 scancel "$task"
-echo "slurm_test: cancelled task $task of run $first after its first checkpoint"
-wait_for 60 "the resubmitted task to start" started_twice "$journal"
-grep -q "submitting it again" "$work/coordinator1.log" || fail "no resubmission in the log"
+echo "slurm_test: cancelled task $task after its checkpoint at epoch 3"
+wait_for 60 "the resubmitted task to start" started_times "$journal" 3
+[ "$(grep -c "submitting it again" "$work/coordinator1.log")" -eq 1 ] ||
+  fail "the coordinator did not submit the cancelled task exactly once"
 kill -9 "$coordinator"
 wait "$coordinator" 2>/dev/null || true
 coordinator=""
@@ -128,7 +141,7 @@ status=0
 wait "$coordinator" || status=$?
 coordinator=""
 [ "$status" -eq 130 ] || fail "Ctrl-C gave the coordinator exit status $status, not 130"
-grep -q "stay queued or running on Slurm" "$work/coordinator2.log" ||
+grep -Eq "stays? queued or running on Slurm" "$work/coordinator2.log" ||
   fail "Ctrl-C did not say the jobs keep running"
 status=0
 timeout 300 "${command[@]}" >"$work/coordinator3.log" 2>&1 || status=$?
@@ -147,14 +160,14 @@ for run in $runs; do
   h5diff "$work/local/$run/checkpoint.h5" "$work/slurm/$run/checkpoint.h5" >/dev/null ||
     fail "run $run: the final checkpoint differs from the local run's"
   expected=1
-  [ "$run" = "$first" ] && expected=2
+  [ "$run" = "$first" ] && expected=3
   [ "$(attempts "$work/slurm/$run/journal.jsonl")" -eq "$expected" ] ||
     fail "run $run: $(attempts "$work/slurm/$run/journal.jsonl") task attempts, not $expected"
 done
 grep -q '"op": "finish", "status": "interrupted"' "$journal" ||
   fail "the cancelled task did not record its interruption"
 resumed=$(grep '"op": "attempt"' "$journal" | tail -n 1 | sed -E 's/.*"checkpoint_epoch": ([0-9]+).*/\1/')
-[ "$resumed" -ge 1 ] || fail "the resubmitted task started from epoch $resumed, not a checkpoint"
+[ "$resumed" -ge 3 ] || fail "the resubmitted task started from epoch $resumed, not its checkpoint"
 grep -q "resuming from .* at epoch" "$work/slurm/$first/log.txt" ||
   fail "the resubmitted task did not resume from its checkpoint"
 "$bin" --root "$work/slurm" status >"$work/status.txt"
@@ -180,6 +193,7 @@ lost_attempts=$(attempts "$work/lost/$lost_run/journal.jsonl")
 
 total=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 echo "slurm_test: passed in $total s: $(wc -l <"$work/slurm.metrics") metric rows equal to the" \
-  "local run's; run $first cancelled, resubmitted and resumed from epoch $resumed;" \
+  "local run's; run $first requeued, then cancelled, resubmitted and resumed from epoch" \
+  "$resumed;" \
   "the restarted coordinator followed the queued tasks; a task dying at every start" \
   "failed its run after $lost_attempts attempts"
