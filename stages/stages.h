@@ -1,10 +1,10 @@
 // The per-run stages after ingest: train, evaluate, modify.
 //
 // Each takes the run's context and leaves its results in the run folder
-// (checkpoint.h5, images/) and its recorder (metrics, artifacts): the run
-// database, or the journal of a Slurm task. They
-// talk to each other only through the checkpoint, so any stage can be rerun
-// alone. LibTorch stays inside their implementation files.
+// (checkpoint.h5, images/) and its recorder (metrics, artifacts: the run
+// database, or a Slurm task's journal). They talk to each other only through
+// the checkpoint, so any stage can be rerun alone. LibTorch stays inside
+// their implementation files.
 #pragma once
 
 #include <atomic>
