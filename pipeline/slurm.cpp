@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -269,7 +270,18 @@ class Coordinator {
     return true;
   }
 
-  void submit(const std::vector<Follow*>& batch) {
+  // Slurm refuses arrays larger than its MaxArraySize (1001 by default):
+  // longer lists go as several arrays.
+  void submit(const std::vector<Follow*>& all) {
+    constexpr std::size_t kMaxArray = 1000;
+    for (std::size_t start = 0; start < all.size(); start += kMaxArray) {
+      std::size_t end = std::min(all.size(), start + kMaxArray);
+      submit_array(std::vector<Follow*>(all.begin() + static_cast<std::ptrdiff_t>(start),
+                                        all.begin() + static_cast<std::ptrdiff_t>(end)));
+    }
+  }
+
+  void submit_array(const std::vector<Follow*>& batch) {
     std::error_code ec;
     std::string cwd = std::filesystem::current_path().string();
     std::string abs_root = std::filesystem::absolute(root_).lexically_normal().string();
