@@ -6,11 +6,12 @@
 #
 # usage: cluster_up.sh DIR   (DIR: an empty scratch folder)
 # env:   SLURM_TEST_PORT  slurmctld's port (default 16817; slurmd uses the next one)
-# Needs the Debian packages slurmctld slurmd slurm-client munge, and root
-# (the daemons run as root here: SlurmUser=root).
+# Needs the Debian packages slurmctld slurmd slurm-client munge. Root is not
+# needed: the daemons run as the user who starts them, and so do the jobs.
 set -euo pipefail
 dir="${1:?usage: cluster_up.sh DIR}"
 port="${SLURM_TEST_PORT:-16817}"
+user="$(id -un)"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 for sub in etc munge spool state log run; do
@@ -35,8 +36,8 @@ node_line=$(sed -E -e 's/^NodeName=[^ ]+/NodeName=localhost NodeAddr=127.0.0.1/'
 cat >"$dir/etc/slurm.conf" <<CONF
 ClusterName=pipelinetest
 SlurmctldHost=localhost
-SlurmUser=root
-SlurmdUser=root
+SlurmUser=$user
+SlurmdUser=$user
 SlurmctldPort=$port
 SlurmdPort=$((port + 1))
 AuthType=auth/munge
