@@ -188,10 +188,26 @@ int status_command(const std::string& root, const std::string& sweep) {
         "coalesce((SELECT step FROM final WHERE run = r.id AND name = 'train.loss'), 0), "
         "(SELECT value FROM params WHERE run = r.id AND key = 'train.epochs'), r.seconds "
         "FROM runs r JOIN sweep_runs s ON s.run = r.id WHERE s.sweep = ? ORDER BY s.position";
+    bool has_slurm =
+        !store->query("SELECT 1 FROM sqlite_master WHERE name = 'slurm_tasks'").rows.empty();
     for (const std::string& name : sweeps) {
       QueryResult result = store->query(sql, {{false, name}});
+      // Runs sent to Slurm (--executor slurm): their job, task and its last state seen.
+      std::map<std::string, std::string> slurm;
+      if (has_slurm) {
+        for (const auto& cell :
+             store
+                 ->query("SELECT run, job || '_' || task, state, reason FROM slurm_tasks WHERE run "
+                         "IN (SELECT run FROM sweep_runs WHERE sweep = ?)",
+                         {{false, name}})
+                 .rows) {
+          bool reason = !cell[3].empty() && cell[3] != "None";
+          slurm[cell[0]] = cell[1] + " " + cell[2] + (reason ? " (" + cell[3] + ")" : "");
+        }
+      }
       std::vector<std::vector<std::string>> rows = {
           {"run", "model", "status", "stage", "epoch", "seconds"}};
+      if (!slurm.empty()) rows[0].push_back("slurm");
       std::map<std::string, int> counts;
       for (const auto& cell : result.rows) {
         RunRow run;
@@ -203,6 +219,7 @@ int status_command(const std::string& root, const std::string& sweep) {
         ++counts[status];
         rows.push_back({cell[0], cell[1], status, cell[6], cell[7] + "/" + cell[8],
                         fmt::format("{:.0f}", std::atof(cell[9].c_str()))});
+        if (!slurm.empty()) rows.back().push_back(slurm.count(cell[0]) ? slurm[cell[0]] : "-");
       }
       fmt::print("sweep {}:\n", name);
       print_table(rows);

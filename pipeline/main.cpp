@@ -7,6 +7,7 @@
 #include "pipeline/log.h"
 #include "pipeline/paths.h"
 #include "pipeline/runner.h"
+#include "pipeline/task.h"
 
 int main(int argc, char** argv) {
   // Keep freed large blocks in the process: otherwise glibc returns every
@@ -32,6 +33,21 @@ int main(int argc, char** argv) {
       ->add_option("-j,--jobs", run.jobs,
                    "run up to N points side by side, the cores split between them")
       ->check(CLI::Range(1, 256));
+  run_cmd->add_option("--executor", run.executor, "local (default) or slurm: a Slurm job array")
+      ->check(CLI::IsMember({"local", "slurm"}));
+  auto* partition = run_cmd->add_option("--partition", run.slurm.partition, "Slurm partition");
+  auto* time = run_cmd->add_option("--time", run.slurm.time, "Slurm time limit per task");
+  auto* cpus =
+      run_cmd->add_option("--cpus-per-task", run.slurm.cpus_per_task, "Slurm CPUs per task")
+          ->check(CLI::PositiveNumber);
+  auto* gpus =
+      run_cmd->add_option("--gpus-per-task", run.slurm.gpus_per_task, "Slurm GPUs per task")
+          ->check(CLI::PositiveNumber);
+  std::string task_dir;
+  CLI::App* task_cmd =
+      app.add_subcommand("task", "one Slurm array task (used by --executor slurm)");
+  task_cmd->group("");  // hidden: the coordinator starts it
+  task_cmd->add_option("run_dir", task_dir, "the run folder holding task.spec")->required();
 
   std::string sweep, format = "table", run_id, sql;
   std::vector<std::string> compared;
@@ -88,13 +104,18 @@ int main(int argc, char** argv) {
   run.root = root;
   std::string resolved = pl::resolve_root(root);
 
+  if (*run_cmd && run.executor != "slurm" && (*partition || *time || *cpus || *gpus)) {
+    pl::error("--partition, --time, --cpus-per-task and --gpus-per-task need --executor slurm");
+    return 2;
+  }
   if (*run_cmd && run.dry_run) return pl::dry_run(run);
   modify.root = root;
 #ifdef PIPELINE_RUNNER
   if (*run_cmd) return pl::run_experiment(run);
   if (*modify_cmd) return pl::modify_command(modify);
+  if (*task_cmd) return pl::task_command(task_dir);
 #else
-  if (*run_cmd || *modify_cmd) return pl::exec_runner(argv);
+  if (*run_cmd || *modify_cmd || *task_cmd) return pl::exec_runner(argv);
 #endif
   if (*status_cmd) return pl::status_command(resolved, sweep);
   if (*runs_cmd) return pl::runs_command(resolved, runs);

@@ -21,6 +21,7 @@
 #include "pipeline/hash.h"
 #include "pipeline/log.h"
 #include "pipeline/paths.h"
+#include "pipeline/slurm.h"
 #include "pipeline/store.h"
 #include "stages/cloud.h"
 #include "stages/ingest.h"
@@ -46,12 +47,10 @@ void on_signal(int) {
 
 class Interrupted : public std::exception {};
 
-struct Keys {
-  std::string train, evaluate, modify;
-};
+}  // namespace
 
-Keys stage_keys(const RunConfig& config, const std::string& data_key) {
-  Keys keys;
+StageKeys stage_keys(const RunConfig& config, const std::string& data_key) {
+  StageKeys keys;
   keys.train = hash_text(fmt::format("{}\n{}\n{}{}", kTrainVersion, data_key,
                                      config.section_text("model"), config.section_text("train")));
   keys.evaluate = hash_text(
@@ -60,6 +59,8 @@ Keys stage_keys(const RunConfig& config, const std::string& data_key) {
       fmt::format("{}\n{}\n{}", kModifyVersion, keys.train, config.section_text("modify")));
   return keys;
 }
+
+namespace {
 
 // A failure's reason as a person reads it: LibTorch's messages carry a C++
 // stack trace, and running out of memory deserves the fix.
@@ -85,6 +86,32 @@ std::map<std::string, std::string> params_of(const RunConfig& config, int64_t in
   params["model.depth"] = std::to_string(model.hidden.size());
   params["model.architecture"] = config.architecture(input);
   return params;
+}
+
+// Runs `body` unless the stage is recorded done with this key.
+void run_stage(RunRecorder& recorder, const RunConfig& config, const std::string& name,
+               const std::string& key, const std::function<void()>& body) {
+  if (recorder.stage_done(config.id(), name, key)) {
+    info("{}: done earlier, skipped", name);
+    return;
+  }
+  info("{}: started", name);
+  recorder.stage_started(config.id(), name, key);
+  auto start = std::chrono::steady_clock::now();
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  try {
+    body();
+  } catch (const Interrupted&) {
+    recorder.stage_finished(config.id(), name, "interrupted", seconds(), "stopped by the user");
+    throw;
+  } catch (const std::exception& e) {
+    recorder.stage_finished(config.id(), name, "failed", seconds(), e.what());
+    throw;
+  }
+  recorder.stage_finished(config.id(), name, "done", seconds(), "");
+  info("{}: finished in {:.1f} s", name, seconds());
 }
 
 // A run's data: CIFAR-10 images, or a point cloud (then `images` is empty).
@@ -198,7 +225,7 @@ class SweepRunner {
   // True when every stage of a done run was recorded with today's key (a
   // stage whose code or settings changed since runs again).
   bool up_to_date(const RunConfig& config) {
-    Keys keys = stage_keys(config, ingest(config).key());
+    StageKeys keys = stage_keys(config, ingest(config).key());
     return store_.stage_done(config.id(), "train", keys.train) &&
            store_.stage_done(config.id(), "evaluate", keys.evaluate) &&
            store_.stage_done(config.id(), "modify", keys.modify);
@@ -206,73 +233,11 @@ class SweepRunner {
 
   // Runs the stages of one point; false when the run failed.
   bool run_one(const RunConfig& config, const std::string& label) {
-    std::string dir = root_ + "/" + config.id();
-    make_dirs(dir + "/images");
-    write_file_atomic(dir + "/config.yaml", config.canonical());
-    set_log_file(dir + "/log.txt");
-    const Cloud* cloud = ingest(config).cloud.get();
-    info("{}: {} in {}", label, config.architecture(cloud != nullptr ? cloud->dim : 0), dir);
-    try {
-      const RunData& data = ingest(config);
-      StageContext context{config,           data.images, store_,          dir,
-                           root_ + "/cache", &g_stop,     data.cloud.get()};
-      Keys keys = stage_keys(config, data.key());
-      stage(config, "train", keys.train, [&] {
-        if (train_stage(context) == TrainOutcome::kInterrupted) throw Interrupted();
-      });
-      stage(config, "evaluate", keys.evaluate, [&] {
-        store_.clear_metrics(config.id(), "evaluate");
-        evaluate_stage(context);
-      });
-      stage(config, "modify", keys.modify, [&] {
-        store_.clear_metrics(config.id(), "modify");
-        if (context.cloud != nullptr) {
-          info("modify: nothing to modify in a point cloud");
-          return;
-        }
-        modify_stage(context);
-      });
-      store_.mark_finished(config.id(), "done", "");
-      info("{}: done", label);
-      set_log_file("");
-      return true;
-    } catch (const Interrupted&) {
-      store_.mark_finished(config.id(), "interrupted", "stopped by the user");
-      set_log_file("");
-      throw;
-    } catch (const std::exception& e) {
-      std::string reason = failure_reason(e.what());
-      error("{}: failed: {}", label, reason);
-      store_.mark_finished(config.id(), "failed", reason);
-      set_log_file("");
-      return false;
-    }
-  }
-
-  // Runs `body` unless the stage is recorded done with this key.
-  void stage(const RunConfig& config, const std::string& name, const std::string& key,
-             const std::function<void()>& body) {
-    if (store_.stage_done(config.id(), name, key)) {
-      info("{}: done earlier, skipped", name);
-      return;
-    }
-    info("{}: started", name);
-    store_.stage_started(config.id(), name, key);
-    auto start = std::chrono::steady_clock::now();
-    auto seconds = [&] {
-      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    };
-    try {
-      body();
-    } catch (const Interrupted&) {
-      store_.stage_finished(config.id(), name, "interrupted", seconds(), "stopped by the user");
-      throw;
-    } catch (const std::exception& e) {
-      store_.stage_finished(config.id(), name, "failed", seconds(), e.what());
-      throw;
-    }
-    store_.stage_finished(config.id(), name, "done", seconds(), "");
-    info("{}: finished in {:.1f} s", name, seconds());
+    const RunData& data = ingest(config);
+    RunOutcome outcome =
+        run_stages(config, data.images, data.cloud.get(), store_, root_, label, &g_stop);
+    if (outcome == RunOutcome::kInterrupted) throw Interrupted();
+    return outcome == RunOutcome::kDone;
   }
 
   // Data is read once per data config and shared by the runs that use it.
@@ -289,7 +254,71 @@ class SweepRunner {
   DataMap& data_;
 };
 
+// What the Slurm coordinator needs of each run.
+std::vector<SlurmRun> slurm_runs(const Experiment& experiment, const DataMap& data) {
+  std::vector<SlurmRun> runs;
+  for (std::size_t i = 0; i < experiment.runs.size(); ++i) {
+    const RunConfig& config = experiment.runs[i];
+    StageKeys keys = stage_keys(config, data.at(data_slice(config))->key());
+    runs.push_back({config.id(),
+                    fmt::format("run {}/{} {}", i + 1, experiment.runs.size(), config.id()),
+                    config.canonical(),
+                    {{"train", keys.train}, {"evaluate", keys.evaluate}, {"modify", keys.modify}}});
+  }
+  return runs;
+}
+
+// This program's path, for the Slurm tasks to run.
+std::string this_program() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("pipeline-run") : self.string();
+}
+
 }  // namespace
+
+RunOutcome run_stages(const RunConfig& config, const CifarData& data, const Cloud* cloud,
+                      RunRecorder& recorder, const std::string& root, const std::string& label,
+                      const std::atomic<bool>* stop) {
+  std::string dir = root + "/" + config.id();
+  make_dirs(dir + "/images");
+  write_file_atomic(dir + "/config.yaml", config.canonical());
+  set_log_file(dir + "/log.txt");
+  info("{}: {} in {}", label, config.architecture(cloud != nullptr ? cloud->dim : 0), dir);
+  try {
+    StageContext context{config, data, recorder, dir, root + "/cache", stop, cloud};
+    StageKeys keys = stage_keys(config, cloud != nullptr ? cloud->key : data.key);
+    run_stage(recorder, config, "train", keys.train, [&] {
+      if (train_stage(context) == TrainOutcome::kInterrupted) throw Interrupted();
+    });
+    run_stage(recorder, config, "evaluate", keys.evaluate, [&] {
+      recorder.clear_metrics(config.id(), "evaluate");
+      evaluate_stage(context);
+    });
+    run_stage(recorder, config, "modify", keys.modify, [&] {
+      recorder.clear_metrics(config.id(), "modify");
+      if (cloud != nullptr) {
+        info("modify: nothing to modify in a point cloud");
+        return;
+      }
+      modify_stage(context);
+    });
+    recorder.mark_finished(config.id(), "done", "");
+    info("{}: done", label);
+    set_log_file("");
+    return RunOutcome::kDone;
+  } catch (const Interrupted&) {
+    recorder.mark_finished(config.id(), "interrupted", "stopped by the user");
+    set_log_file("");
+    return RunOutcome::kInterrupted;
+  } catch (const std::exception& e) {
+    std::string reason = failure_reason(e.what());
+    error("{}: failed: {}", label, reason);
+    recorder.mark_finished(config.id(), "failed", reason);
+    set_log_file("");
+    return RunOutcome::kFailed;
+  }
+}
 
 int modify_command(const ModifyOptions& options) {
   try {
@@ -335,6 +364,12 @@ int modify_command(const ModifyOptions& options) {
 }
 
 int run_experiment(const RunOptions& options) {
+  if (options.jobs > 1 && options.executor == "slurm") {
+    error(
+        "--jobs runs points side by side on this machine; with --executor slurm the cluster "
+        "does that: drop --jobs");
+    return 2;
+  }
   LoadOptions load;
   load.overrides = options.overrides;
   if (options.force) load.max_points = INT64_MAX;
@@ -428,10 +463,22 @@ int run_experiment(const RunOptions& options) {
   int failed = 0;
   int status = 0;
   try {
-    failed = runner.run_all();
+    if (options.executor == "slurm") {
+      SlurmResult result =
+          run_on_slurm(*store, root, experiment.name, slurm_runs(experiment, data), options.slurm,
+                       options.retry_failed, this_program(), g_stop);
+      failed = result.failed;
+      if (result.interrupted) throw Interrupted();
+    } else {
+      failed = runner.run_all();
+    }
     status = failed > 0 ? 1 : 0;
   } catch (const Interrupted&) {
     status = 130;
+  } catch (const std::exception& e) {  // Slurm could not be reached or refused the jobs
+    error("{}", e.what());
+    status = 1;
+    failed = -1;
   }
   if (job != 0) return status;  // the first job reports for all
   for (pid_t pid : workers) {
@@ -459,7 +506,11 @@ int run_experiment(const RunOptions& options) {
   int done = 0;
   for (const RunRow& run : store->runs(experiment.name)) done += run.status == "done";
   int total = static_cast<int>(experiment.runs.size());
-  if (status == 130) {
+  if (failed < 0) {
+    warn(
+        "the Slurm coordinator stopped on the error above; fix it and run the same command "
+        "again (jobs already submitted keep running and are followed then)");
+  } else if (status == 130) {
     warn("stopped; run the same command again to resume");
   } else if (failed > 0) {
     warn("{} of {} runs failed; `pipeline runs --sweep {}` lists them", failed, total,

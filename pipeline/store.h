@@ -14,15 +14,11 @@
 #include <tuple>
 #include <vector>
 
+#include "pipeline/recorder.h"
+
 struct sqlite3;
 
 namespace pl {
-
-struct Metric {
-  std::string name;  // "copy.psnr"
-  int64_t step = 0;  // epoch for training metrics, iteration for modify, 0 otherwise
-  double value = 0;
-};
 
 struct RunRow {
   std::string id;
@@ -40,11 +36,6 @@ struct RunRow {
 struct StageRow {
   std::string stage, key, status, error;
   double seconds = 0;
-};
-
-struct ArtifactRow {
-  std::string path, kind, checksum;
-  int64_t bytes = 0;
 };
 
 // The rows of a query: every cell as text (empty for NULL), with its type.
@@ -65,12 +56,12 @@ bool is_stale(const RunRow& run, double stale_seconds = 1800);
 // The status to show: a stale 'running' run is 'interrupted'.
 std::string shown_status(const RunRow& run);
 
-class Store {
+class Store : public RunRecorder {
  public:
   // Opens (creating when absent) `root`/pipeline.db. Throws std::runtime_error
   // naming the file and the fix when it cannot be opened or written.
   static std::unique_ptr<Store> open(const std::string& root, bool read_only = false);
-  ~Store();
+  ~Store() override;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
@@ -87,26 +78,30 @@ class Store {
   // process holds it (then returns false and changes nothing). A run left
   // 'running' by a dead process is taken over.
   bool claim_run(const std::string& id);
-  void mark_finished(const std::string& id, const std::string& status, const std::string& error);
+  void mark_finished(const std::string& id, const std::string& status,
+                     const std::string& error) override;
 
   // Stage bookkeeping; a stage is done when its row says so with this key.
-  bool stage_done(const std::string& run, const std::string& stage, const std::string& key);
-  void stage_started(const std::string& run, const std::string& stage, const std::string& key);
+  bool stage_done(const std::string& run, const std::string& stage,
+                  const std::string& key) override;
+  void stage_started(const std::string& run, const std::string& stage,
+                     const std::string& key) override;
   void stage_finished(const std::string& run, const std::string& stage, const std::string& status,
-                      double seconds, const std::string& error);
+                      double seconds, const std::string& error) override;
 
   // Writes rows in one transaction; a row for the same (run, stage, name,
   // step) replaces the old one, so a resumed run never duplicates rows.
   void put_metrics(const std::string& run, const std::string& stage,
-                   const std::vector<Metric>& metrics);
-  void put_artifact(const std::string& run, const ArtifactRow& artifact);
+                   const std::vector<Metric>& metrics) override;
+  void put_artifact(const std::string& run, const ArtifactRow& artifact) override;
   // Removes a stage's metric rows before the stage runs again.
-  void clear_metrics(const std::string& run, const std::string& stage);
+  void clear_metrics(const std::string& run, const std::string& stage) override;
   // Renames the record of a file that was renamed (replacing one at `to`).
-  void move_artifact(const std::string& run, const std::string& from, const std::string& to);
-  void remove_artifact(const std::string& run, const std::string& path);
+  void move_artifact(const std::string& run, const std::string& from,
+                     const std::string& to) override;
+  void remove_artifact(const std::string& run, const std::string& path) override;
   // The recorded checksum of a run's file, or "".
-  std::string artifact_checksum(const std::string& run, const std::string& path);
+  std::string artifact_checksum(const std::string& run, const std::string& path) override;
 
   // Replaces the sweep's analysis rows: (name, run, value); run is "" for a
   // sweep-wide value.

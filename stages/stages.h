@@ -1,9 +1,10 @@
 // The per-run stages after ingest: train, evaluate, modify.
 //
 // Each takes the run's context and leaves its results in the run folder
-// (checkpoint.h5, images/) and the run database (metrics, artifacts). They
-// talk to each other only through the checkpoint, so any stage can be rerun
-// alone. LibTorch stays inside their implementation files.
+// (checkpoint.h5, images/) and its recorder (metrics, artifacts: the run
+// database, or a Slurm task's journal). They talk to each other only through
+// the checkpoint, so any stage can be rerun alone. LibTorch stays inside
+// their implementation files.
 #pragma once
 
 #include <atomic>
@@ -11,7 +12,7 @@
 #include <string>
 
 #include "pipeline/config.h"
-#include "pipeline/store.h"
+#include "pipeline/recorder.h"
 #include "stages/cloud.h"
 #include "stages/image.h"
 #include "stages/ingest.h"
@@ -21,7 +22,7 @@ namespace pl {
 struct StageContext {
   const RunConfig& config;
   const CifarData& data;
-  Store& store;
+  RunRecorder& store;                       // the run database, or a Slurm task's journal
   std::string run_dir;                      // runs/<run-id>
   std::string cache_dir;                    // shared by runs (PCA bases)
   const std::atomic<bool>* stop = nullptr;  // set when the user asks to stop

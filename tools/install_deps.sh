@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the project builds and runs with; --dev
 # adds what CI and contributors use (the formatter, Chromium for the report
-# test). Idempotent: does nothing when every package is already installed.
+# test, Slurm and munge for the loopback cluster of the Slurm test; their
+# daemons are not started here). Idempotent: does nothing when every package
+# is already installed.
 set -euo pipefail
 
 packages=(
@@ -11,7 +13,7 @@ packages=(
   libcli11-dev doctest-dev libstb-dev libxxhash-dev gnuplot-nox
 )
 if [ "${1:-}" = "--dev" ]; then
-  packages+=(clang-format chromium)
+  packages+=(clang-format chromium slurmctld slurmd slurm-client munge)
 fi
 
 missing=()

@@ -13,6 +13,7 @@
 
 #include "../test_util.h"
 #include "pipeline/paths.h"
+#include "pipeline/store.h"
 #include "stages/stages.h"
 
 namespace pl {
