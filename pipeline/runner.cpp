@@ -284,7 +284,7 @@ int modify_command(const ModifyOptions& options) {
 int run_experiment(const RunOptions& options) {
   LoadOptions load;
   load.overrides = options.overrides;
-  if (options.force) load.max_points = INT64_MAX;
+  if (options.force) load.max_points = kMaxForcedPoints;
   Experiment experiment;
   try {
     experiment = load_experiment(options.file, load);

@@ -137,7 +137,16 @@ Tile load_picture(const std::string& path, Fit fit) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw PictureError(path + ": is a folder, not a picture");
   if (!fs::exists(path, ec)) throw PictureError(path + ": no such picture");
-  std::string bytes = read_file(path);
+  std::string bytes;
+  try {
+    bytes = read_file(path);
+  } catch (const std::exception& e) {
+    throw PictureError(e.what());
+  }
+  return decode_picture(bytes, path, fit);
+}
+
+Tile decode_picture(const std::string& bytes, const std::string& path, Fit fit) {
   if (bytes.empty()) throw PictureError(path + ": the file is empty");
   std::string format = format_name(bytes);
   if (format != "png" && format != "jpeg") {
