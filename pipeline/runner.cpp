@@ -166,11 +166,11 @@ class SweepRunner {
   // Runs the stages of one point; false when the run failed.
   bool run_one(const RunConfig& config, const std::string& label) {
     std::string dir = root_ + "/" + config.id();
-    make_dirs(dir + "/images");
-    write_file_atomic(dir + "/config.yaml", config.canonical());
-    set_log_file(dir + "/log.txt");
-    info("{}: {} in {}", label, config.architecture(), dir);
     try {
+      make_dirs(dir + "/images");
+      write_file_atomic(dir + "/config.yaml", config.canonical());
+      set_log_file(dir + "/log.txt");
+      info("{}: {} in {}", label, config.architecture(), dir);
       const CifarData& data = ingest(config);
       StageContext context{config, data, store_, dir, root_ + "/cache", &g_stop};
       Keys keys = stage_keys(config, data.key);
@@ -306,6 +306,9 @@ int run_experiment(const RunOptions& options) {
 
   std::unique_ptr<Store> store;
   try {
+    // A read-only output folder is reported now, before any training.
+    make_dirs(root);
+    check_writable(root);
     store = Store::open(root);
   } catch (const std::exception& e) {
     error("{}", e.what());
@@ -342,6 +345,11 @@ int run_experiment(const RunOptions& options) {
     status = failed > 0 ? 1 : 0;
   } catch (const Interrupted&) {
     status = 130;
+  } catch (const std::exception& e) {
+    // The store itself failed (a lock held too long, the disk full): what
+    // was recorded stays consistent, and the next run resumes from it.
+    error("{}", e.what());
+    status = 1;
   }
 
   try {
