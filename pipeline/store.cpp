@@ -254,9 +254,7 @@ std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
     std::string why = e.what();
     bool damaged = why.find("malformed") != std::string::npos ||
                    why.find("not a database") != std::string::npos;
-    if (why.find("another process held a lock") != std::string::npos) {
-      throw std::runtime_error(fmt::format("{}: {}", path, why));
-    }
+    if (why.find("another process held a lock") != std::string::npos) throw;
     throw std::runtime_error(fmt::format(
         "{}: {}; {}", path, why,
         damaged ? "the file is damaged or not a run database: move it aside and run again (the "

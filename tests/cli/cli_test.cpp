@@ -1,10 +1,14 @@
 // Command-line tests: the real binary on the real data and on bad inputs.
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -37,6 +41,22 @@ Result run(const std::string& args) {
   while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, got);
   int status = pclose(pipe);
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+// Runs a shell command line, its output captured, and times it.
+Result shell(const std::string& command, double* seconds = nullptr) {
+  auto start = std::chrono::steady_clock::now();
+  Result result;
+  std::FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  std::size_t got = 0;
+  while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, got);
+  int status = pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (seconds != nullptr)
+    *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 
@@ -517,6 +537,177 @@ TEST_CASE("every bad-input case gives its error and exit status, and changes not
   MESSAGE(cases << " cases checked, " << skipped << " skipped");
   CHECK(cases + skipped >= 40);
   if (trained) CHECK(skipped == 0);
+}
+
+std::string integrity(const std::string& root) {
+  Result check = shell("sqlite3 '" + root + "/pipeline.db' 'PRAGMA integrity_check'");
+  return check.output;
+}
+
+// A full disk, as a file-size limit (SIGXFSZ ignored, so writes fail with
+// EFBIG), while a checkpoint is written.
+TEST_CASE("a full disk during a checkpoint fails the run clearly and loses nothing") {
+  if (!have_data()) return;
+  testing::ScratchDir dir;
+  std::string root = dir / "runs";
+  std::string file = source("tests/cli/checkpoint_fault.yaml");
+  std::string command = std::string(PIPELINE_BINARY) + " --root " + root + " run " + file;
+  // Killed after epoch 2's rows, before its checkpoint: epoch 1's is on disk.
+  Result killed = shell("PIPELINE_FAULT=epoch-end:2 " + command);
+  INFO(killed.output);
+  REQUIRE(killed.status == 128 + SIGKILL);
+  std::string id = Store::open(root, true)->runs("checkpoint_fault").at(0).id;
+  std::string checkpoint = root + "/" + id + "/checkpoint.h5";
+  std::string written = hash_file(checkpoint);
+  REQUIRE(Store::open(root, true)->artifact_checksum(id, checkpoint) == written);
+
+  // The next checkpoint (19 MB) meets a limit of 8 MB per file.
+  Result full = shell("bash -c 'trap \"\" XFSZ; ulimit -f 8192; exec " + command + "'");
+  INFO(full.output);
+  CHECK(full.status == 1);
+  CHECK(full.output.find("checkpoint.h5: cannot write dataset") != std::string::npos);
+  CHECK(full.output.find("File too large (the disk is full or a file-size limit was reached)") !=
+        std::string::npos);
+  // The previous checkpoint is intact and recorded; no temporary file is left.
+  CHECK_FALSE(fs::exists(checkpoint));
+  CHECK(hash_file(checkpoint + ".prev") == written);
+  for (const auto& entry : fs::directory_iterator(root + "/" + id)) {
+    CHECK(entry.path().extension() != ".tmp");
+  }
+  CHECK(integrity(root) == "ok\n");
+  {
+    auto store = Store::open(root, true);
+    RunRow run = store->runs("checkpoint_fault").at(0);
+    CHECK(run.status == "failed");
+    CHECK(run.error.find("File too large") != std::string::npos);
+    CHECK(store->artifact_checksum(id, checkpoint + ".prev") == written);
+    CHECK(store->series(id, "train.loss").size() == 2);
+  }
+  // With room again the run resumes from the kept checkpoint and finishes.
+  Result again = shell(command + " --retry-failed");
+  INFO(again.output);
+  CHECK(again.status == 0);
+  CHECK(again.output.find("resuming from " + checkpoint + ".prev at epoch 2") != std::string::npos);
+  CHECK(Store::open(root, true)->runs("checkpoint_fault").at(0).status == "done");
+  CHECK(integrity(root) == "ok\n");
+}
+
+// Root ignores file permissions, so as root the command runs as 'nobody'.
+TEST_CASE("a read-only store is reported before any training") {
+  if (!have_data()) return;
+  testing::ScratchDir dir;
+  std::string root = dir / "runs";
+  REQUIRE(run("--root " + root + " run " + source("tests/cli/tiny.yaml")).status == 0);
+  std::string as_user;
+  if (geteuid() == 0) {
+    as_user = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+    fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_read |
+                                    fs::perms::group_exec | fs::perms::others_read |
+                                    fs::perms::others_exec);
+    if (shell(as_user + "test -x " + PIPELINE_BINARY + " -a -r " + source("tests/cli/tiny.yaml"))
+            .status != 0) {
+      MESSAGE("cannot run the program as nobody here: the read-only store check is skipped");
+      return;
+    }
+  }
+  REQUIRE(shell("chmod -R a-w '" + root + "'").status == 0);
+  std::map<std::string, std::string> before = snapshot(root);
+  // New runs (another seed): there would be training to do.
+  Result refused = shell(as_user + PIPELINE_BINARY + " --root " + root + " run " +
+                         source("tests/cli/tiny.yaml") + " --set train.seed=7");
+  INFO(refused.output);
+  CHECK(refused.status == 2);
+  CHECK(refused.output.find(root + ": the output folder is not writable (Permission denied)") !=
+        std::string::npos);
+  CHECK(refused.output.find("train: started") == std::string::npos);
+  CHECK(snapshot(root) == before);
+  shell("chmod -R u+w '" + root + "'");
+}
+
+// Holds the write lock of `db` from a child process for `seconds`; returns
+// once the lock is held. The child is waited for with waitpid.
+pid_t hold_lock(const std::string& db, int seconds) {
+  int ready[2];
+  REQUIRE(pipe(ready) == 0);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    sqlite3* handle = nullptr;
+    char ok = 0;
+    if (sqlite3_open(db.c_str(), &handle) == SQLITE_OK &&
+        sqlite3_exec(handle, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK) {
+      ok = 1;
+    }
+    if (write(ready[1], &ok, 1) != 1) _exit(1);
+    sleep(static_cast<unsigned>(seconds));
+    sqlite3_exec(handle, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(handle);
+    _exit(0);
+  }
+  close(ready[1]);
+  char ok = 0;
+  REQUIRE(read(ready[0], &ok, 1) == 1);
+  close(ready[0]);
+  REQUIRE(ok == 1);
+  return child;
+}
+
+TEST_CASE("a database locked by another process is waited for, then reported") {
+  if (!have_data()) return;
+  testing::ScratchDir dir;
+  std::string root = dir / "runs";
+  std::string command =
+      std::string(PIPELINE_BINARY) + " --root " + root + " run " + source("tests/cli/tiny.yaml");
+  REQUIRE(shell(command).status == 0);
+
+  // Held for 3 s: the command waits for it, then goes on.
+  pid_t holder = hold_lock(root + "/pipeline.db", 3);
+  double seconds = 0;
+  Result waited = shell("PIPELINE_DB_TIMEOUT=30 " + command, &seconds);
+  INFO(waited.output);
+  CHECK(waited.status == 0);
+  CHECK(seconds >= 2.5);
+  CHECK(waited.output.find("all 3 runs done") != std::string::npos);
+  waitpid(holder, nullptr, 0);
+
+  // Held for longer than the command waits: reported, nothing changed.
+  holder = hold_lock(root + "/pipeline.db", 10);
+  std::map<std::string, std::string> before = snapshot(root);
+  Result refused = shell("PIPELINE_DB_TIMEOUT=2 " + command + " --set train.seed=7", &seconds);
+  std::map<std::string, std::string> after = snapshot(root);  // the lock still held
+  waitpid(holder, nullptr, 0);
+  INFO(refused.output);
+  CHECK(refused.status == 2);
+  CHECK(refused.output.find("database is locked (another process held a lock on it for more "
+                            "than 2 s, the wait set by PIPELINE_DB_TIMEOUT") != std::string::npos);
+  CHECK(seconds >= 2.0);
+  CHECK(after == before);
+  CHECK(integrity(root) == "ok\n");
+}
+
+TEST_CASE("a NaN or Inf loss fails that run with its reason, and the sweep goes on") {
+  if (!have_data()) return;
+  testing::ScratchDir dir;
+  std::string root = dir / "runs";
+  Result result = run("--root " + root + " run " + source("tests/cli/diverge.yaml"));
+  INFO(result.output);
+  CHECK(result.status == 1);
+  CHECK(result.output.find("1 of 2 runs failed") != std::string::npos);
+  auto store = Store::open(root, true);
+  std::vector<RunRow> runs = store->runs("diverge");
+  REQUIRE(runs.size() == 2);
+  CHECK(runs[0].status == "done");
+  CHECK(runs[0].metrics.count("copy.psnr") == 1);
+  CHECK(runs[1].status == "failed");
+  CHECK(std::regex_search(runs[1].error,
+                          std::regex("^training loss became (inf|-inf|nan) at epoch 1, batch \\d+; "
+                                     "lower train.lr \\(now 10\\)$")));
+  CHECK(integrity(root) == "ok\n");
+  // A rerun skips the failed run and says how to retry it.
+  Result again = run("--root " + root + " run " + source("tests/cli/diverge.yaml"));
+  CHECK(again.status == 1);
+  CHECK(again.output.find("failed earlier, skipped (rerun with --retry-failed") !=
+        std::string::npos);
 }
 
 }  // namespace
