@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the project builds and runs with; --dev
 # adds what CI and contributors use (the formatter, Chromium for the report
-# test). Idempotent: does nothing when every package is already installed.
+# test, clang with its sanitizer and libFuzzer runtimes for tools/sanitize.sh
+# and tools/fuzz.sh). Idempotent: does nothing when every package is already installed.
 set -euo pipefail
 
 packages=(
@@ -11,7 +12,7 @@ packages=(
   libcli11-dev doctest-dev libstb-dev libxxhash-dev gnuplot-nox
 )
 if [ "${1:-}" = "--dev" ]; then
-  packages+=(clang-format chromium)
+  packages+=(clang-format chromium clang libclang-rt-14-dev)
 fi
 
 missing=()
