@@ -468,7 +468,8 @@ void prepare(const std::string& step, const std::string& where) {
 //                          FROM TO, write PATH TEXT, mkdir, remove, png, jpeg,
 //                          sqlite PATH SQL
 // Placeholders: @CASE@ (the case file), @DATA@ (broken data folders, see
-// broken_data), @ROOT@ (the output root), @SCRATCH@ (the case's own folder),
+// broken_data), @SOURCE@ (the source tree), @ROOT@ (the output root), @SCRATCH@ (the case's own
+// folder),
 // @RUN@, @RUN_WIDER@, @RUN_RELU@ (the tiny sweep's run ids). Whatever the
 // answer, the root must be left exactly as it was: nothing written, nothing
 // repaired, nothing removed.
@@ -510,6 +511,7 @@ TEST_CASE("every bad-input case gives its error and exit status, and changes not
     if (needs_trained) fs::copy(trained->root, root, fs::copy_options::recursive);
     std::map<std::string, std::string> values = {
         {"@DATA@", data},
+        {"@SOURCE@", PIPELINE_SOURCE_DIR},
         {"@CASE@", scratch + "/" + path.filename().string()},
         {"@ROOT@", root},
         {"@SCRATCH@", scratch},
@@ -708,6 +710,29 @@ TEST_CASE("a NaN or Inf loss fails that run with its reason, and the sweep goes 
   CHECK(again.status == 1);
   CHECK(again.output.find("failed earlier, skipped (rerun with --retry-failed") !=
         std::string::npos);
+}
+
+// The picture decoder runs in a child process; one that dies (here killed
+// by the fault hook, as stb_image aborting on a hostile JPEG) is an error for
+// that picture and the program goes on to say so.
+TEST_CASE("a picture decoder that dies is reported, not fatal") {
+  if (!have_data()) return;
+  testing::ScratchDir dir;
+  std::string root = dir / "runs";
+  REQUIRE(run("--root " + root + " run " + source("tests/cli/tiny.yaml")).status == 0);
+  std::string id = Store::open(root, true)->runs("tiny").at(0).id;
+  write_grid_png(dir / "fine.png", {Tile(3072, 0.5f)}, 1, 1);
+  Result died =
+      shell("PIPELINE_FAULT=picture-decode " + std::string(PIPELINE_BINARY) + " --root " + root +
+            " modify " + id + " --image " + (dir / "fine.png") + " --out " + (dir / "out.png"));
+  INFO(died.output);
+  CHECK(died.status == 2);
+  CHECK(died.output.find("fine.png: cannot decode the png: the decoder failed on it (Killed)") !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "out.png"));
+  Result fine = run("--root " + root + " modify " + id + " --image " + (dir / "fine.png") +
+                    " --out " + (dir / "out.png"));
+  CHECK(fine.status == 0);
 }
 
 }  // namespace
