@@ -360,7 +360,12 @@ int run_experiment(const RunOptions& options) {
   }
 
   int done = 0;
-  for (const RunRow& run : store->runs(experiment.name)) done += run.status == "done";
+  try {
+    for (const RunRow& run : store->runs(experiment.name)) done += run.status == "done";
+  } catch (const std::exception& e) {
+    error("{}", e.what());
+    return status == 0 ? 1 : status;
+  }
   int total = static_cast<int>(experiment.runs.size());
   if (status == 130) {
     warn("stopped; run the same command again to resume");
