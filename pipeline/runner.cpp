@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "pipeline/config.h"
+#include "pipeline/h5file.h"
 #include "pipeline/hash.h"
 #include "pipeline/log.h"
 #include "pipeline/paths.h"
@@ -79,6 +80,22 @@ std::map<std::string, std::string> params_of(const RunConfig& config) {
   params["model.depth"] = std::to_string(model.hidden.size());
   params["model.architecture"] = config.architecture();
   return params;
+}
+
+// Why a finished run's checkpoint cannot be used ("" when it can): missing,
+// not the file that was written, or not readable as a checkpoint.
+std::string checkpoint_problem(const std::string& path, const std::string& recorded) {
+  if (!std::filesystem::exists(path)) return "missing";
+  if (!recorded.empty() && hash_file(path) != recorded) {
+    return "its checksum differs from the one recorded";
+  }
+  try {
+    H5Reader in(path);
+    if (!in.has_attr("format")) return "not a pipeline checkpoint";
+  } catch (const std::exception& e) {
+    return "unreadable (truncated or corrupt)";
+  }
+  return "";
 }
 
 using DataMap = std::map<std::string, std::unique_ptr<CifarData>>;
@@ -155,12 +172,16 @@ class SweepRunner {
 
  private:
   // True when every stage of a done run was recorded with today's key (a
-  // stage whose code or settings changed since runs again).
+  // stage whose code or settings changed since runs again) and its
+  // checkpoint is still there and readable.
   bool up_to_date(const RunConfig& config) {
     Keys keys = stage_keys(config, ingest(config).key);
     return store_.stage_done(config.id(), "train", keys.train) &&
            store_.stage_done(config.id(), "evaluate", keys.evaluate) &&
-           store_.stage_done(config.id(), "modify", keys.modify);
+           store_.stage_done(config.id(), "modify", keys.modify) &&
+           // A checkpoint since deleted or damaged is trained again (its
+           // checksum is compared in run_one, which reads the whole file).
+           checkpoint_problem(root_ + "/" + config.id() + "/checkpoint.h5", "").empty();
   }
 
   // Runs the stages of one point; false when the run failed.
@@ -174,9 +195,25 @@ class SweepRunner {
       const CifarData& data = ingest(config);
       StageContext context{config, data, store_, dir, root_ + "/cache", &g_stop};
       Keys keys = stage_keys(config, data.key);
-      stage(config, "train", keys.train, [&] {
-        if (train_stage(context) == TrainOutcome::kInterrupted) throw Interrupted();
-      });
+      // A finished training whose checkpoint is gone, or is not the file it
+      // wrote, trains again (to the same weights) rather than failing every
+      // later stage; train_stage sets the damaged file aside.
+      bool redo_train = false;
+      if (store_.stage_done(config.id(), "train", keys.train)) {
+        std::string checkpoint = checkpoint_path(context);
+        std::string why =
+            checkpoint_problem(checkpoint, store_.artifact_checksum(config.id(), checkpoint));
+        if (!why.empty()) {
+          warn("{}: {}; training again", checkpoint, why);
+          redo_train = true;
+        }
+      }
+      stage(
+          config, "train", keys.train,
+          [&] {
+            if (train_stage(context) == TrainOutcome::kInterrupted) throw Interrupted();
+          },
+          redo_train);
       stage(config, "evaluate", keys.evaluate, [&] {
         store_.clear_metrics(config.id(), "evaluate");
         evaluate_stage(context);
@@ -202,10 +239,10 @@ class SweepRunner {
     }
   }
 
-  // Runs `body` unless the stage is recorded done with this key.
+  // Runs `body` unless the stage is recorded done with this key (or `redo`).
   void stage(const RunConfig& config, const std::string& name, const std::string& key,
-             const std::function<void()>& body) {
-    if (store_.stage_done(config.id(), name, key)) {
+             const std::function<void()>& body, bool redo = false) {
+    if (!redo && store_.stage_done(config.id(), name, key)) {
       info("{}: done earlier, skipped", name);
       return;
     }
