@@ -456,7 +456,7 @@ int show_command(const std::string& root, const std::string& prefix) {
 int dry_run(const RunOptions& options) {
   LoadOptions load;
   load.overrides = options.overrides;
-  if (options.force) load.max_points = INT64_MAX;
+  if (options.force) load.max_points = kMaxForcedPoints;
   try {
     print_dry_run(load_experiment(options.file, load));
     return 0;

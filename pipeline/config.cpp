@@ -72,6 +72,8 @@ bool parse_bool(std::string text, bool& out) {
 
 class Loader {
  public:
+  static constexpr std::size_t kMaxDepth = 64;
+
   explicit Loader(std::string file) : file_(std::move(file)) {}
 
   std::vector<Diagnostic>& diagnostics() { return diagnostics_; }
@@ -88,23 +90,49 @@ class Loader {
     return {node, file_, mark.is_null() ? 0 : mark.line + 1, mark.is_null() ? 0 : mark.column + 1};
   }
 
-  // YAML allows a key twice and yaml-cpp keeps both; an experiment may not.
-  void check_duplicates(const YAML::Node& node, const std::string& path) {
+  // Walks the whole tree once, before anything else reads it. YAML allows a
+  // key twice and yaml-cpp keeps both; an experiment may not. An alias to a
+  // value that holds it (a cycle) or nesting deeper than kMaxDepth stops the
+  // load: returns false, since nothing after could walk such a tree.
+  bool check_tree(const YAML::Node& node, const std::string& path, std::vector<YAML::Node>& above) {
+    for (const YAML::Node& ancestor : above) {
+      if (ancestor.is(node)) {
+        fail(node, path,
+             "an alias refers to a value that holds it (a cycle); write the value out instead");
+        return false;
+      }
+    }
+    if (!node.IsSequence() && !node.IsMap()) return true;
+    if (above.size() >= kMaxDepth) {
+      fail(node, path, fmt::format("nested more than {} levels deep", kMaxDepth));
+      return false;
+    }
+    above.push_back(node);
+    bool ok = true;
     if (node.IsSequence()) {
-      for (std::size_t i = 0; i < node.size(); ++i) {
-        check_duplicates(node[i], fmt::format("{}[{}]", path, i));
+      for (std::size_t i = 0; ok && i < node.size(); ++i) {
+        ok = check_tree(node[i], fmt::format("{}[{}]", path, i), above);
+      }
+    } else {
+      std::set<std::string> seen;
+      for (const auto& item : node) {
+        if (!check_tree(item.first, path, above)) {
+          ok = false;
+          break;
+        }
+        std::string key = item.first.IsScalar() ? item.first.Scalar() : show(item.first);
+        std::string child = path.empty() ? key : path + "." + key;
+        if (!seen.insert(key).second) {
+          fail(item.first, child, "duplicate key; each key may appear once in a map");
+        }
+        if (!check_tree(item.second, child, above)) {
+          ok = false;
+          break;
+        }
       }
     }
-    if (!node.IsMap()) return;
-    std::set<std::string> seen;
-    for (const auto& item : node) {
-      std::string key = item.first.IsScalar() ? item.first.Scalar() : show(item.first);
-      std::string child = path.empty() ? key : path + "." + key;
-      if (!seen.insert(key).second) {
-        fail(item.first, child, "duplicate key; each key may appear once in a map");
-      }
-      check_duplicates(item.second, child);
-    }
+    above.pop_back();
+    return ok;
   }
 
   // Collects leaf assignments under `prefix` from a (possibly nested) map
@@ -270,6 +298,12 @@ void apply_overrides(const std::vector<std::string>& overrides, Assignments& bas
     Located at{YAML::Node(), "--set", 0, 0};
     try {
       YAML::Node value = YAML::Load(text.substr(eq + 1));
+      Loader probe("--set");
+      std::vector<YAML::Node> above;
+      if (!probe.check_tree(value, key, above)) {
+        loader.fail(at, key, probe.diagnostics().front().message);
+        continue;
+      }
       at = Located{value.IsNull() ? YAML::Node(std::string()) : value, "--set", 0, 0};
     } catch (const YAML::Exception& e) {
       loader.fail(at, key, fmt::format("value is not valid YAML: {}", e.msg));
@@ -543,9 +577,13 @@ std::vector<Assignments> expand(const YAML::Node& sweep, const Assignments& base
     for (const auto& v : grid.values) total *= static_cast<double>(v.size());
     if (total > static_cast<double>(max_points)) {
       loader.fail(sweep["grid"], "sweep.grid",
-                  fmt::format("the grid has {:.0f} points, above the cap of {}; shrink it or pass "
-                              "--force to run it anyway",
-                              total, max_points));
+                  max_points < kMaxForcedPoints
+                      ? fmt::format("the grid has {:.0f} points, above the cap of {}; shrink it "
+                                    "or pass --force to run it anyway",
+                                    total, max_points)
+                      : fmt::format("the grid has {:.0g} points, above the cap of {} that holds "
+                                    "even with --force; shrink it",
+                                    total, max_points));
       return {};
     }
     std::vector<std::size_t> index(grid.keys.size(), 0);
@@ -579,25 +617,9 @@ std::vector<Assignments> expand(const YAML::Node& sweep, const Assignments& base
   return points;
 }
 
-YAML::Node parse_file(const std::string& path, Loader& loader) {
-  namespace fs = std::filesystem;
+// Parses the text of an experiment file; `path` names it in the diagnostics.
+YAML::Node parse_text(const std::string& text, const std::string& path, Loader& loader) {
   Located at{YAML::Node(), path, 0, 0};
-  std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    loader.fail(at, "", "no such file; give the path of an experiment YAML file");
-    return {};
-  }
-  if (fs::is_directory(path, ec)) {
-    loader.fail(at, "", "is a folder; give the path of an experiment YAML file");
-    return {};
-  }
-  std::string text;
-  try {
-    text = read_file(path);
-  } catch (const std::exception& e) {
-    loader.fail(at, "", e.what());
-    return {};
-  }
   if (std::size_t tab = text.find('\t'); tab != std::string::npos) {
     std::size_t line_start = text.rfind('\n', tab);
     line_start = line_start == std::string::npos ? 0 : line_start + 1;
@@ -620,19 +642,58 @@ YAML::Node parse_file(const std::string& path, Loader& loader) {
   return {};
 }
 
+std::string read_experiment_file(const std::string& path, Loader& loader) {
+  namespace fs = std::filesystem;
+  Located at{YAML::Node(), path, 0, 0};
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    loader.fail(at, "", "no such file; give the path of an experiment YAML file");
+    return {};
+  }
+  if (fs::is_directory(path, ec)) {
+    loader.fail(at, "", "is a folder; give the path of an experiment YAML file");
+    return {};
+  }
+  try {
+    return read_file(path);
+  } catch (const std::exception& e) {
+    loader.fail(at, "", e.what());
+  }
+  return {};
+}
+
+Experiment load(const std::string& text, const std::string& path, const LoadOptions& options,
+                Loader& loader);
+
 }  // namespace
 
 Experiment load_experiment(const std::string& path, const LoadOptions& options) {
   Loader loader(path);
+  std::string text = read_experiment_file(path, loader);
+  if (!loader.diagnostics().empty()) throw ConfigError(loader.diagnostics());
+  return load(text, path, options, loader);
+}
+
+Experiment load_experiment_text(const std::string& text, const std::string& name,
+                                const LoadOptions& options) {
+  Loader loader(name);
+  return load(text, name, options, loader);
+}
+
+namespace {
+
+Experiment load(const std::string& text, const std::string& path, const LoadOptions& options,
+                Loader& loader) {
   Experiment experiment;
   experiment.file = path;
-  YAML::Node root = parse_file(path, loader);
+  YAML::Node root = parse_text(text, path, loader);
   if (!loader.diagnostics().empty()) throw ConfigError(loader.diagnostics());
   if (!root.IsMap()) {
     loader.fail(root, "", "expected a map with 'name', config sections and 'sweep'");
     throw ConfigError(loader.diagnostics());
   }
-  loader.check_duplicates(root, "");
+  std::vector<YAML::Node> above;
+  if (!loader.check_tree(root, "", above)) throw ConfigError(loader.diagnostics());
 
   Assignments base = defaults();
   std::vector<std::string> top = {"name", "description", "sweep"};
@@ -698,6 +759,8 @@ Experiment load_experiment(const std::string& path, const LoadOptions& options) 
   }
   return experiment;
 }
+
+}  // namespace
 
 RunConfig make_run_config(const std::vector<std::string>& overrides) {
   Loader loader("--set");

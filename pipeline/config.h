@@ -144,12 +144,19 @@ struct Experiment {
   std::vector<std::string> varied;  // keys whose value differs between runs
 };
 
+// The most points a sweep may have with --force (the default cap is lower).
+constexpr int64_t kMaxForcedPoints = 1'000'000;
+
 struct LoadOptions {
   std::vector<std::string> overrides;  // "key=value", applied to every point last
   int64_t max_points = 10000;          // larger sweeps are refused unless raised
 };
 
 Experiment load_experiment(const std::string& path, const LoadOptions& options = {});
+
+// The same from the text of a file; `name` stands for the file in diagnostics.
+Experiment load_experiment_text(const std::string& text, const std::string& name,
+                                const LoadOptions& options = {});
 
 // A sweep of a single point built from `key=value` overrides on the defaults
 // (used by tests and by commands that need one config).

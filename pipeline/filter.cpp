@@ -113,10 +113,24 @@ class Parser {
     throw FilterError(text_, at.column, fmt::format("{}, found {}", expected, found));
   }
 
+  // The parser recurses on parentheses and 'not', and SQLite refuses
+  // expressions deeper than 1000: a person's filter is far below these.
+  static constexpr int kMaxNesting = 50;
+  static constexpr int kMaxTerms = 500;  // values, names, 'and' and 'or'
+
+  void count_term(const Token& at) {
+    if (++terms_ > kMaxTerms) {
+      throw FilterError(text_, at.column,
+                        fmt::format("the expression is too long: more than {} names, values, "
+                                    "'and' and 'or'",
+                                    kMaxTerms));
+    }
+  }
+
   std::string disjunction(std::vector<SqlValue>& binds) {
     std::string sql = conjunction(binds);
     while (keyword("or")) {
-      next();
+      count_term(next());
       sql = "(" + sql + " OR " + conjunction(binds) + ")";
     }
     return sql;
@@ -125,25 +139,32 @@ class Parser {
   std::string conjunction(std::vector<SqlValue>& binds) {
     std::string sql = negation(binds);
     while (keyword("and")) {
-      next();
+      count_term(next());
       sql = "(" + sql + " AND " + negation(binds) + ")";
     }
     return sql;
   }
 
   std::string negation(std::vector<SqlValue>& binds) {
-    if (keyword("not")) {
-      next();
-      return "(NOT " + negation(binds) + ")";
+    bool is_not = keyword("not");
+    if (!is_not && peek().kind != Kind::kOpen) return comparison(binds);
+    if (++nesting_ > kMaxNesting) {
+      throw FilterError(text_, peek().column,
+                        fmt::format("nested too deeply: more than {} levels of parentheses and "
+                                    "'not'",
+                                    kMaxNesting));
     }
-    if (peek().kind == Kind::kOpen) {
-      next();
-      std::string sql = disjunction(binds);
+    next();
+    std::string sql;
+    if (is_not) {
+      sql = "(NOT " + negation(binds) + ")";
+    } else {
+      sql = disjunction(binds);  // already parenthesised
       if (peek().kind != Kind::kClose) fail(peek(), "expected ')'");
       next();
-      return sql;  // already parenthesised
     }
-    return comparison(binds);
+    --nesting_;
+    return sql;
   }
 
   std::string comparison(std::vector<SqlValue>& binds) {
@@ -194,6 +215,7 @@ class Parser {
 
   std::string operand(std::vector<SqlValue>& binds) {
     const Token& token = peek();
+    if (token.kind != Kind::kEnd) count_term(token);
     if (token.kind == Kind::kNumber) {
       next();
       binds.push_back({true, std::strtod(token.text.c_str(), nullptr), token.text});
@@ -231,6 +253,8 @@ class Parser {
   const NameResolver& resolve_;
   const std::vector<std::string>& known_;
   std::size_t position_ = 0;
+  int nesting_ = 0;
+  int terms_ = 0;
 };
 
 }  // namespace

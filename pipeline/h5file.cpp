@@ -4,6 +4,8 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -13,12 +15,25 @@ namespace pl {
 namespace {
 
 // HDF5 prints its error stack by default; the tool reports errors itself.
+// Its exit handler is left out: a file whose writing failed (a full disk, a
+// file-size limit) cannot be closed, and the handler crashed closing it again
+// at exit. Every file that was written is closed before then.
 void silence_hdf5() {
   static const bool done = [] {
+    H5dont_atexit();
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     return true;
   }();
   (void)done;
+}
+
+// What a failed write most likely means, from the system's error number.
+std::string disk_full_hint(int err) {
+  if (err == ENOSPC || err == EFBIG || err == EDQUOT) {
+    return fmt::format(": {} (the disk is full or a file-size limit was reached)",
+                       std::strerror(err));
+  }
+  return " (is the disk full?)";
 }
 
 hid_t link_creation() {
@@ -52,12 +67,14 @@ void H5Writer::put_raw(const std::string& name, const std::vector<int64_t>& shap
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
   hid_t plist = link_creation();
+  errno = 0;
   hid_t set = H5Dcreate2(file_, name.c_str(), type, space, plist, H5P_DEFAULT, H5P_DEFAULT);
   herr_t status = set < 0 ? -1 : H5Dwrite(set, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+  int err = errno;
   if (set >= 0) H5Dclose(set);
   H5Pclose(plist);
   H5Sclose(space);
-  if (status < 0) fail(fmt::format("cannot write dataset '{}' (is the disk full?)", name));
+  if (status < 0) fail(fmt::format("cannot write dataset '{}'{}", name, disk_full_hint(err)));
 }
 
 void H5Writer::put(const std::string& name, const std::vector<int64_t>& shape, const float* data) {
@@ -106,9 +123,11 @@ void H5Writer::put_scalar(const std::string& name, int64_t type, const void* val
 }
 
 void H5Writer::commit() {
+  errno = 0;
   if (H5Fflush(file_, H5F_SCOPE_GLOBAL) < 0 || H5Fclose(file_) < 0) {
+    int err = errno;
     file_ = -1;
-    fail("cannot flush the file (is the disk full?)");
+    fail(fmt::format("cannot flush the file{}", disk_full_hint(err)));
   }
   file_ = -1;
   sync_path(tmp_);

@@ -39,6 +39,19 @@ void make_dirs(const std::string& dir) {
   }
 }
 
+void check_writable(const std::string& dir) {
+  std::string probe = temporary_path(dir + "/.write-check");
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) {
+    throw std::runtime_error(fmt::format(
+        "{}: the output folder is not writable ({}); make it writable or choose another with "
+        "--root",
+        dir, std::strerror(errno)));
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
 std::string temporary_path(const std::string& path) {
   static std::atomic<unsigned> counter{0};
   return fmt::format("{}.{}-{}.tmp", path, getpid(), counter++);

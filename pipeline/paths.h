@@ -16,6 +16,9 @@ std::string default_cifar_dir();
 // the system's reason (read-only file system, permission) when it cannot.
 void make_dirs(const std::string& dir);
 
+// Throws std::runtime_error naming `dir` when a file cannot be created in it.
+void check_writable(const std::string& dir);
+
 // Writes `text` to `path` through a temporary file and a rename, so a reader
 // never sees half a file. Throws on any I/O error (a full disk included).
 void write_file_atomic(const std::string& path, const std::string& text);

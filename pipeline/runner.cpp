@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "pipeline/config.h"
+#include "pipeline/h5file.h"
 #include "pipeline/hash.h"
 #include "pipeline/log.h"
 #include "pipeline/paths.h"
@@ -88,10 +89,10 @@ std::map<std::string, std::string> params_of(const RunConfig& config, int64_t in
   return params;
 }
 
-// Runs `body` unless the stage is recorded done with this key.
+// Runs `body` unless the stage is recorded done with this key (or `redo`).
 void run_stage(RunRecorder& recorder, const RunConfig& config, const std::string& name,
-               const std::string& key, const std::function<void()>& body) {
-  if (recorder.stage_done(config.id(), name, key)) {
+               const std::string& key, const std::function<void()>& body, bool redo = false) {
+  if (!redo && recorder.stage_done(config.id(), name, key)) {
     info("{}: done earlier, skipped", name);
     return;
   }
@@ -112,6 +113,22 @@ void run_stage(RunRecorder& recorder, const RunConfig& config, const std::string
   }
   recorder.stage_finished(config.id(), name, "done", seconds(), "");
   info("{}: finished in {:.1f} s", name, seconds());
+}
+
+// Why a finished run's checkpoint cannot be used ("" when it can): missing,
+// not the file that was written, or not readable as a checkpoint.
+std::string checkpoint_problem(const std::string& path, const std::string& recorded) {
+  if (!std::filesystem::exists(path)) return "missing";
+  if (!recorded.empty() && hash_file(path) != recorded) {
+    return "its checksum differs from the one recorded";
+  }
+  try {
+    H5Reader in(path);
+    if (!in.has_attr("format")) return "not a pipeline checkpoint";
+  } catch (const std::exception& e) {
+    return "unreadable (truncated or corrupt)";
+  }
+  return "";
 }
 
 // A run's data: CIFAR-10 images, or a point cloud (then `images` is empty).
@@ -223,12 +240,16 @@ class SweepRunner {
 
  private:
   // True when every stage of a done run was recorded with today's key (a
-  // stage whose code or settings changed since runs again).
+  // stage whose code or settings changed since runs again) and its
+  // checkpoint is still there and readable.
   bool up_to_date(const RunConfig& config) {
     StageKeys keys = stage_keys(config, ingest(config).key());
     return store_.stage_done(config.id(), "train", keys.train) &&
            store_.stage_done(config.id(), "evaluate", keys.evaluate) &&
-           store_.stage_done(config.id(), "modify", keys.modify);
+           store_.stage_done(config.id(), "modify", keys.modify) &&
+           // A checkpoint since deleted or damaged is trained again (its
+           // checksum is compared in run_one, which reads the whole file).
+           checkpoint_problem(root_ + "/" + config.id() + "/checkpoint.h5", "").empty();
   }
 
   // Runs the stages of one point; false when the run failed.
@@ -281,16 +302,32 @@ RunOutcome run_stages(const RunConfig& config, const CifarData& data, const Clou
                       RunRecorder& recorder, const std::string& root, const std::string& label,
                       const std::atomic<bool>* stop) {
   std::string dir = root + "/" + config.id();
-  make_dirs(dir + "/images");
-  write_file_atomic(dir + "/config.yaml", config.canonical());
-  set_log_file(dir + "/log.txt");
-  info("{}: {} in {}", label, config.architecture(cloud != nullptr ? cloud->dim : 0), dir);
   try {
+    make_dirs(dir + "/images");
+    write_file_atomic(dir + "/config.yaml", config.canonical());
+    set_log_file(dir + "/log.txt");
+    info("{}: {} in {}", label, config.architecture(cloud != nullptr ? cloud->dim : 0), dir);
     StageContext context{config, data, recorder, dir, root + "/cache", stop, cloud};
     StageKeys keys = stage_keys(config, cloud != nullptr ? cloud->key : data.key);
-    run_stage(recorder, config, "train", keys.train, [&] {
-      if (train_stage(context) == TrainOutcome::kInterrupted) throw Interrupted();
-    });
+    // A finished training whose checkpoint is gone, or is not the file it
+    // wrote, trains again (to the same weights) rather than failing every
+    // later stage; train_stage sets the damaged file aside.
+    bool redo_train = false;
+    if (recorder.stage_done(config.id(), "train", keys.train)) {
+      std::string checkpoint = checkpoint_path(context);
+      std::string why =
+          checkpoint_problem(checkpoint, recorder.artifact_checksum(config.id(), checkpoint));
+      if (!why.empty()) {
+        warn("{}: {}; training again", checkpoint, why);
+        redo_train = true;
+      }
+    }
+    run_stage(
+        recorder, config, "train", keys.train,
+        [&] {
+          if (train_stage(context) == TrainOutcome::kInterrupted) throw Interrupted();
+        },
+        redo_train);
     run_stage(recorder, config, "evaluate", keys.evaluate, [&] {
       recorder.clear_metrics(config.id(), "evaluate");
       evaluate_stage(context);
@@ -372,7 +409,7 @@ int run_experiment(const RunOptions& options) {
   }
   LoadOptions load;
   load.overrides = options.overrides;
-  if (options.force) load.max_points = INT64_MAX;
+  if (options.force) load.max_points = kMaxForcedPoints;
   Experiment experiment;
   try {
     experiment = load_experiment(options.file, load);
@@ -425,6 +462,9 @@ int run_experiment(const RunOptions& options) {
 
   std::unique_ptr<Store> store;
   try {
+    // A read-only output folder is reported now, before any training.
+    make_dirs(root);
+    check_writable(root);
     store = Store::open(root);
   } catch (const std::exception& e) {
     error("{}", e.what());
@@ -475,10 +515,13 @@ int run_experiment(const RunOptions& options) {
     status = failed > 0 ? 1 : 0;
   } catch (const Interrupted&) {
     status = 130;
-  } catch (const std::exception& e) {  // Slurm could not be reached or refused the jobs
+  } catch (const std::exception& e) {
+    // Slurm could not be reached or refused the jobs, or the store itself
+    // failed (a lock held too long, the disk full): what was recorded stays
+    // consistent, and the next run resumes from it.
     error("{}", e.what());
     status = 1;
-    failed = -1;
+    if (options.executor == "slurm") failed = -1;
   }
   if (job != 0) return status;  // the first job reports for all
   for (pid_t pid : workers) {
@@ -504,7 +547,12 @@ int run_experiment(const RunOptions& options) {
   }
 
   int done = 0;
-  for (const RunRow& run : store->runs(experiment.name)) done += run.status == "done";
+  try {
+    for (const RunRow& run : store->runs(experiment.name)) done += run.status == "done";
+  } catch (const std::exception& e) {
+    error("{}", e.what());
+    return status == 0 ? 1 : status;
+  }
   int total = static_cast<int>(experiment.runs.size());
   if (failed < 0) {
     warn(

@@ -5,8 +5,10 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <stdexcept>
@@ -16,6 +18,12 @@
 
 namespace pl {
 namespace {
+
+// Another program's SQLite file where the run database belongs.
+class NotRunDatabase : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 const char* kRunColumns =
     "r.id, r.status, r.error, r.started, r.finished, r.seconds, coalesce(r.host,''), "
@@ -63,6 +71,30 @@ CREATE VIEW epoch_metrics AS
   SELECT run, name, step AS epoch, value FROM metrics WHERE stage = 'train';
 )sql";
 
+// How long a statement waits for another process's lock before it fails:
+// $PIPELINE_DB_TIMEOUT seconds, 30 by default.
+int busy_timeout_ms() {
+  static const int ms = [] {
+    const char* text = std::getenv("PIPELINE_DB_TIMEOUT");
+    double seconds = text != nullptr && *text != '\0' ? std::atof(text) : 30.0;
+    return static_cast<int>(std::clamp(seconds, 0.0, 86400.0) * 1000);
+  }();
+  return ms;
+}
+
+// SQLite's message, with what to do when another process held the lock.
+std::string database_error(sqlite3* db) {
+  int code = sqlite3_errcode(db) & 0xff;
+  std::string why = sqlite3_errmsg(db);
+  if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+    why += fmt::format(
+        " (another process held a lock on it for more than {:g} s, the wait set by "
+        "PIPELINE_DB_TIMEOUT; let it finish, then run again)",
+        busy_timeout_ms() / 1000.0);
+  }
+  return why;
+}
+
 std::string now_text() {
   std::time_t now = std::time(nullptr);
   std::tm tm{};
@@ -77,7 +109,7 @@ class Statement {
  public:
   Statement(sqlite3* db, const std::string& sql) : db_(db) {
     if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(fmt::format("run database: {} in: {}", sqlite3_errmsg(db), sql));
+      throw std::runtime_error(fmt::format("run database: {} in: {}", database_error(db), sql));
     }
   }
   ~Statement() { sqlite3_finalize(stmt_); }
@@ -104,7 +136,7 @@ class Statement {
     int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw std::runtime_error(fmt::format("run database: {}", sqlite3_errmsg(db_)));
+    throw std::runtime_error(fmt::format("run database: {}", database_error(db_)));
   }
   void run() {
     step();
@@ -159,6 +191,10 @@ std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
     throw std::runtime_error(fmt::format(
         "{}: no run database here; run an experiment first or point --root at its output", path));
   }
+  if (std::filesystem::is_directory(path)) {
+    throw std::runtime_error(fmt::format(
+        "{}: is a folder, not a run database; move it aside or choose another --root", path));
+  }
   if (!read_only) make_dirs(root);
 
   sqlite3* db = nullptr;
@@ -169,8 +205,28 @@ std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
     throw std::runtime_error(fmt::format("{}: cannot open the run database: {}", path, why));
   }
   std::unique_ptr<Store> store(new Store(db, path, read_only));
-  sqlite3_busy_timeout(db, 30000);
+  sqlite3_busy_timeout(db, busy_timeout_ms());
   try {
+    // Another program's database is refused, never given the run tables.
+    QueryResult tables = store->query("SELECT name FROM sqlite_master WHERE type = 'table'");
+    bool has_runs = false;
+    std::string names;
+    for (const auto& row : tables.rows) {
+      has_runs = has_runs || row[0] == "runs";
+      names += (names.empty() ? "" : ", ") + row[0];
+    }
+    if (read_only && tables.rows.empty()) {
+      throw NotRunDatabase(fmt::format(
+          "{}: an empty database, no runs in it yet; run an experiment first or point --root at "
+          "its output",
+          path));
+    }
+    if (!tables.rows.empty() && !has_runs) {
+      throw NotRunDatabase(fmt::format(
+          "{}: an SQLite database without the run tables (it holds {}): not a run database; "
+          "point --root at a folder of the tool's output, or move the file aside",
+          path, names));
+    }
     if (!read_only) {
       // Switching a new file to WAL fails at once, without the busy handler,
       // while another process is doing the same: wait for it here.
@@ -204,15 +260,20 @@ std::unique_ptr<Store> Store::open(const std::string& root, bool read_only) {
         return open(root, true);
       }
     }
+  } catch (const NotRunDatabase&) {
+    throw;
   } catch (const std::exception& e) {
     std::string why = e.what();
     bool damaged = why.find("malformed") != std::string::npos ||
                    why.find("not a database") != std::string::npos;
+    if (why.find("another process held a lock") != std::string::npos) throw;
     throw std::runtime_error(fmt::format(
         "{}: {}; {}", path, why,
         damaged ? "the file is damaged or not a run database: move it aside and run again (the "
                   "run folders keep their checkpoints)"
-                : "check that the folder is writable"));
+        : why.find("readonly") != std::string::npos
+            ? "the file or its folder is read-only: make both writable, or choose another --root"
+            : "check that the folder is writable"));
   }
   return store;
 }
@@ -237,7 +298,10 @@ void Store::transaction(F body) {
 void Store::exec(const std::string& sql) {
   char* message = nullptr;
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
-    std::string why = message ? message : "unknown error";
+    int code = sqlite3_errcode(db_) & 0xff;
+    std::string why = code == SQLITE_BUSY || code == SQLITE_LOCKED ? database_error(db_)
+                      : message                                    ? message
+                                                                   : "unknown error";
     sqlite3_free(message);
     throw std::runtime_error(fmt::format("run database {}: {}", path_, why));
   }
@@ -524,7 +588,7 @@ QueryResult Store::query(const std::string& sql,
   sqlite3_stmt* stmt = nullptr;
   const char* tail = nullptr;
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, &tail) != SQLITE_OK) {
-    throw std::runtime_error(fmt::format("query: {}", sqlite3_errmsg(db_)));
+    throw std::runtime_error(fmt::format("query: {}", database_error(db_)));
   }
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(stmt, sqlite3_finalize);
   if (stmt == nullptr) throw std::runtime_error("query: the statement is empty");
@@ -552,7 +616,7 @@ QueryResult Store::query(const std::string& sql,
             "query: the run database is opened read-only here and was not changed; "
             "`pipeline query` runs SELECT statements (use sqlite3 to change the file)");
       }
-      throw std::runtime_error(fmt::format("query: {}", why));
+      throw std::runtime_error(fmt::format("query: {}", database_error(db_)));
     }
     std::vector<std::string> row;
     std::vector<char> kinds;

@@ -55,6 +55,47 @@ void ImageSet::append(const uint8_t* record) {
   ++count;
 }
 
+namespace {
+
+// The size check, before any byte is read.
+void check_cifar_size(const std::string& name, int64_t size, int64_t expected_records) {
+  if (size == 0) throw DataError(fmt::format("{}: the file is empty; download it again", name));
+  bool whole = size % kRecordBytes == 0;
+  if (!whole || (expected_records > 0 && size != expected_records * kRecordBytes)) {
+    throw DataError(fmt::format(
+        "{}: {} bytes, expected {} ({} records of {} bytes): the file is truncated or not a "
+        "CIFAR-10 binary batch; download it again",
+        name, size, expected_records * kRecordBytes, expected_records, kRecordBytes));
+  }
+}
+
+}  // namespace
+
+ImageSet parse_cifar_bytes(const uint8_t* bytes, std::size_t size, const std::string& name,
+                           int64_t expected_records) {
+  check_cifar_size(name, static_cast<int64_t>(size), expected_records);
+  if (bytes[0] == 0x80) {
+    throw DataError(fmt::format(
+        "{}: looks like a Python pickle (the CIFAR-10 python version); the tool reads the binary "
+        "version, cifar-10-binary.tar.gz",
+        name));
+  }
+  ImageSet set;
+  set.pixels.reserve(size / kRecordBytes * kImageValues);
+  set.labels.reserve(size / kRecordBytes);
+  for (std::size_t offset = 0; offset < size; offset += kRecordBytes) {
+    uint8_t label = bytes[offset];
+    if (label > 9) {
+      throw DataError(fmt::format(
+          "{}: record {} has label {}, but CIFAR-10 labels are 0-9: the file is corrupt or not a "
+          "CIFAR-10 binary batch (CIFAR-100's binary files hold two label bytes)",
+          name, offset / kRecordBytes, label));
+    }
+    set.append(bytes + offset);
+  }
+  return set;
+}
+
 ImageSet read_cifar_file(const std::string& path, int64_t expected_records) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
@@ -63,40 +104,15 @@ ImageSet read_cifar_file(const std::string& path, int64_t expected_records) {
   }
   if (!fs::exists(path, ec)) throw DataError(fmt::format("{}: no such file; {}", path, kWhere));
   auto size = static_cast<int64_t>(fs::file_size(path, ec));
-  if (size == 0) throw DataError(fmt::format("{}: the file is empty; download it again", path));
-  bool whole = size % kRecordBytes == 0;
-  if (!whole || (expected_records > 0 && size != expected_records * kRecordBytes)) {
-    throw DataError(fmt::format(
-        "{}: {} bytes, expected {} ({} records of {} bytes): the file is truncated or not a "
-        "CIFAR-10 binary batch; download it again",
-        path, size, expected_records * kRecordBytes, expected_records, kRecordBytes));
-  }
+  if (ec) throw DataError(fmt::format("{}: cannot read its size: {}", path, ec.message()));
+  check_cifar_size(path, size, expected_records);
 
   std::vector<uint8_t> bytes(static_cast<std::size_t>(size));
   std::ifstream in(path, std::ios::binary);
   if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) {
     throw DataError(fmt::format("{}: read error", path));
   }
-  if (bytes[0] == 0x80) {
-    throw DataError(fmt::format(
-        "{}: looks like a Python pickle (the CIFAR-10 python version); the tool reads the binary "
-        "version, cifar-10-binary.tar.gz",
-        path));
-  }
-
-  ImageSet set;
-  set.pixels.reserve(static_cast<std::size_t>(size / kRecordBytes * kImageValues));
-  for (int64_t offset = 0; offset < size; offset += kRecordBytes) {
-    uint8_t label = bytes[static_cast<std::size_t>(offset)];
-    if (label > 9) {
-      throw DataError(fmt::format(
-          "{}: record {} has label {}, but CIFAR-10 labels are 0-9: the file is corrupt or not a "
-          "CIFAR-10 binary batch (CIFAR-100's binary files hold two label bytes)",
-          path, offset / kRecordBytes, label));
-    }
-    set.append(bytes.data() + offset);
-  }
-  return set;
+  return parse_cifar_bytes(bytes.data(), bytes.size(), path, expected_records);
 }
 
 void check_cifar_folder(const std::string& dir) {

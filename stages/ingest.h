@@ -47,6 +47,10 @@ struct CifarData {
 // accepts any whole number of records.
 ImageSet read_cifar_file(const std::string& path, int64_t expected_records = kRecordsPerFile);
 
+// The same from the bytes of a file already in memory; `name` names it in errors.
+ImageSet parse_cifar_bytes(const uint8_t* bytes, std::size_t size, const std::string& name,
+                           int64_t expected_records = kRecordsPerFile);
+
 // Checks the folder before anything is read: the six files present, each of
 // the official size. Throws DataError naming the file and the fix.
 void check_cifar_folder(const std::string& dir);

@@ -1,6 +1,8 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <map>
+#include <sstream>
 
 #include "pipeline/h5file.h"
 #include "pipeline/paths.h"
@@ -11,6 +13,35 @@ namespace {
 
 torch::Tensor from_array(Array<double>& a) {
   return torch::from_blob(a.data.data(), a.shape, torch::kFloat64).clone();
+}
+
+// Refuses a checkpoint whose recorded model keys differ from `config`'s: a
+// net of the same shapes but other activations would load without a word.
+void check_model_keys(const std::string& checkpoint, const ModelConfig& config) {
+  std::string written;
+  try {
+    H5Reader in(checkpoint);
+    if (!in.has_attr("config")) return;  // older checkpoints: the shapes were checked
+    written = in.attr_text("config");
+  } catch (const std::exception& e) {
+    throw CheckpointError(e.what());
+  }
+  std::map<std::string, std::string> expected = {
+      {"model.activation", config.activation},
+      {"model.output_activation", config.output_activation},
+      {"model.bottleneck", std::to_string(config.bottleneck)},
+      {"model.hidden", value_text(config.hidden)}};
+  std::istringstream lines(written);
+  for (std::string line; std::getline(lines, line);) {
+    std::size_t colon = line.find(": ");
+    if (colon == std::string::npos) continue;
+    auto found = expected.find(line.substr(0, colon));
+    if (found == expected.end() || found->second == line.substr(colon + 2)) continue;
+    throw CheckpointError(fmt::format(
+        "{}: written by a model with {}, but this run's model has {}: {}: the checkpoint is from "
+        "another model; delete it or restore the run's own",
+        checkpoint, line, found->first, found->second));
+  }
 }
 
 }  // namespace
@@ -28,6 +59,7 @@ torch::Tensor reconstruct(Autoencoder& model, const torch::Tensor& x, int64_t ba
 Autoencoder load_trained(const std::string& checkpoint, const ModelConfig& config) {
   Autoencoder model(config);
   load_checkpoint(checkpoint, model, nullptr);
+  check_model_keys(checkpoint, config);
   model->eval();
   return model;
 }

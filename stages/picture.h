@@ -32,6 +32,9 @@ constexpr long long kMaxPicturePixels = 100'000'000;
 // are refused before they are decoded.
 Tile load_picture(const std::string& path, Fit fit);
 
+// The same from the bytes of a picture file; `path` names it in errors.
+Tile decode_picture(const std::string& bytes, const std::string& path, Fit fit);
+
 // The PNG and JPEG files of a folder, sorted by name; throws PictureError
 // when the folder is missing or holds none.
 std::vector<std::string> picture_files(const std::string& folder);

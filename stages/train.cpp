@@ -206,7 +206,7 @@ TrainOutcome train_stage(const StageContext& context) {
                                {"train.epoch_seconds", epoch, seconds}});
     // Short epochs (point clouds) log a line every few seconds, not each one.
     auto now = Clock::now();
-    bool shown = epoch == first_epoch || epoch == cfg.epochs ||
+    bool shown = epoch == first_epoch || epoch == cfg.epochs || seconds >= 0.5 ||
                  std::chrono::duration<double>(now - last_epoch_line).count() >= 2.0;
     log_message(
         shown ? Level::kInfo : Level::kDebug,

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the project builds and runs with; --dev
 # adds what CI and contributors use (the formatter, Chromium for the report
-# test, Slurm and munge for the loopback cluster of the Slurm test; their
-# daemons are not started here). Idempotent: does nothing when every package
-# is already installed.
+# test, Slurm and munge for the loopback cluster of the Slurm test (their
+# daemons are not started here), clang with its sanitizer and libFuzzer
+# runtimes for tools/sanitize.sh and tools/fuzz.sh). Idempotent: does nothing
+# when every package is already installed.
 set -euo pipefail
 
 packages=(
@@ -13,7 +14,7 @@ packages=(
   libcli11-dev doctest-dev libstb-dev libxxhash-dev gnuplot-nox
 )
 if [ "${1:-}" = "--dev" ]; then
-  packages+=(clang-format chromium slurmctld slurmd slurm-client munge)
+  packages+=(clang-format chromium slurmctld slurmd slurm-client munge clang libclang-rt-14-dev)
 fi
 
 missing=()

@@ -1,17 +1,25 @@
 // Command-line tests: the real binary on the real data and on bad inputs.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <sqlite3.h>
 #include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <regex>
 #include <sstream>
 
 #include "../test_util.h"
+#include "pipeline/hash.h"
 #include "pipeline/paths.h"
 #include "pipeline/store.h"
 #include "stages/image.h"
@@ -35,6 +43,22 @@ Result run(const std::string& args) {
   while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, got);
   int status = pclose(pipe);
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+// Runs a shell command line, its output captured, and times it.
+Result shell(const std::string& command, double* seconds = nullptr) {
+  auto start = std::chrono::steady_clock::now();
+  Result result;
+  std::FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  std::size_t got = 0;
+  while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, got);
+  int status = pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (seconds != nullptr)
+    *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 
@@ -345,33 +369,379 @@ std::string broken_data(const testing::ScratchDir& dir) {
   return data;
 }
 
-// Each file in tests/cases/ is a bad input: its "# exit:" and "# error:" lines
-// say what the command must answer; nothing may be written to the store.
-TEST_CASE("every bad-input case gives its error and exit status, and writes nothing") {
+// A finished sweep of three tiny runs for the cases that break a store, a
+// checkpoint or a picture given to `modify` (tests/cli/tiny.yaml).
+struct Trained {
+  std::string root;
+  std::string run, wider, relu;  // widths 16 and 24 with tanh; width 16 with relu
+};
+
+Trained train_tiny(const std::string& root) {
+  Result result = run("--root " + root + " run " + source("tests/cli/tiny.yaml"));
+  INFO(result.output);
+  REQUIRE(result.status == 0);
+  Trained trained{root, "", "", ""};
+  auto store = Store::open(root, true);
+  for (const RunRow& r : store->runs("tiny")) {
+    std::string architecture = r.params.at("model.architecture");
+    if (r.params.at("model.activation") == "relu")
+      trained.relu = r.id;
+    else if (architecture == "3072-16-8")
+      trained.run = r.id;
+    else
+      trained.wider = r.id;
+  }
+  REQUIRE(!trained.run.empty());
+  REQUIRE(!trained.wider.empty());
+  REQUIRE(!trained.relu.empty());
+  return trained;
+}
+
+// Every file under `root` with its checksum ("" when the folder is absent).
+std::map<std::string, std::string> snapshot(const std::string& root) {
+  std::map<std::string, std::string> files;
+  std::error_code ec;
+  if (!fs::exists(root, ec)) return files;
+  files["."] = "folder";
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    std::string name = fs::relative(entry.path(), root).string();
+    // SQLite's shared-memory index of a WAL database changes when it is read.
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, "-shm") == 0) continue;
+    files[name] = entry.is_regular_file() ? hash_file(entry.path().string()) : "folder";
+  }
+  return files;
+}
+
+std::string replace_all(std::string text, const std::map<std::string, std::string>& values) {
+  for (const auto& [key, value] : values) {
+    text = std::regex_replace(text, std::regex(key), value);
+  }
+  return text;
+}
+
+// One "# prepare:" step of a case: how its broken file is made.
+void prepare(const std::string& step, const std::string& where) {
+  std::istringstream words(step);
+  std::string op, path;
+  words >> op >> path;
+  INFO(where << ": prepare " << step);
+  fs::create_directories(fs::path(path).parent_path());
+  if (op == "truncate") {
+    std::uintmax_t bytes = 0;
+    words >> bytes;
+    REQUIRE(fs::exists(path));
+    fs::resize_file(path, bytes);
+  } else if (op == "copy") {
+    std::string to;
+    words >> to;
+    fs::create_directories(fs::path(to).parent_path());
+    fs::copy_file(path, to, fs::copy_options::overwrite_existing);
+  } else if (op == "write") {
+    std::string text;
+    std::getline(words >> std::ws, text);
+    testing::write_text(path, text);
+  } else if (op == "mkdir") {
+    fs::create_directories(path);
+  } else if (op == "remove") {
+    REQUIRE(fs::remove(path));
+  } else if (op == "png" || op == "jpeg") {
+    // A 32x32 picture of two halves.
+    std::vector<uint8_t> pixels(32 * 32 * 3);
+    for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = (i / 3) % 32 < 16 ? 30 : 220;
+    int written = op == "png" ? stbi_write_png(path.c_str(), 32, 32, 3, pixels.data(), 96)
+                              : stbi_write_jpg(path.c_str(), 32, 32, 3, pixels.data(), 90);
+    REQUIRE(written != 0);
+  } else if (op == "sqlite") {
+    std::string sql;
+    std::getline(words >> std::ws, sql);
+    REQUIRE(std::system(("sqlite3 '" + path + "' \"" + sql + "\"").c_str()) == 0);
+  } else {
+    FAIL("unknown prepare step '" << op << "'");
+  }
+}
+
+// Each file in tests/cases/ is a bad input (or, with "# exit: 0", a spelling
+// that must be accepted). Its header says what the command must answer:
+//   # exit: N              the exit status
+//   # error: fragment      a part of the output (also "# output:")
+//   # args: ...            the command line, by default "run @CASE@"
+//   # needs: trained       the root starts as a copy of a finished tiny sweep
+//   # writes: recorded     the command records the failure in the store (which
+//                          must pass integrity_check) instead of leaving the
+//                          root untouched
+//   # prepare: OP PATH ..  makes the broken file: truncate PATH BYTES, copy
+//                          FROM TO, write PATH TEXT, mkdir, remove, png, jpeg,
+//                          sqlite PATH SQL
+// Placeholders: @CASE@ (the case file), @DATA@ (broken data folders, see
+// broken_data), @SOURCE@ (the source tree), @ROOT@ (the output root), @SCRATCH@ (the case's own
+// folder),
+// @RUN@, @RUN_WIDER@, @RUN_RELU@ (the tiny sweep's run ids). Unless a case
+// says "writes: recorded", the root must be left exactly as it was: nothing
+// written, nothing repaired, nothing removed.
+TEST_CASE("every bad-input case gives its error and exit status, and changes nothing") {
   testing::ScratchDir dir;
   std::string data = broken_data(dir);
-  int cases = 0;
-  for (const auto& entry : fs::directory_iterator(source("tests/cases"))) {
-    if (entry.path().extension() != ".yaml") continue;
-    std::string text = read_file(entry.path().string());
-    std::smatch exit_line, error_line;
-    REQUIRE(std::regex_search(text, exit_line, std::regex("# exit: (\\d+)")));
-    REQUIRE(std::regex_search(text, error_line, std::regex("# error: (.*)")));
-    int expected_status = std::stoi(exit_line[1]);
-    std::string expected_error = error_line[1];
-    text = std::regex_replace(text, std::regex("@DATA@"), data);
-    std::string file = dir / entry.path().filename().string();
-    testing::write_text(file, text);
+  std::optional<Trained> trained;
+  if (testing::cifar_dir().empty()) {
+    if (std::getenv("CI") != nullptr) FAIL("CI must set PIPELINE_CIFAR10");
+    MESSAGE("PIPELINE_CIFAR10 not set: the cases that need a trained run are skipped");
+  } else {
+    setenv("PIPELINE_CIFAR10", testing::cifar_dir().c_str(), 1);
+    trained = train_tiny(dir / "trained");
+  }
 
-    std::string root = dir / ("runs-" + entry.path().stem().string());
-    Result result = run("--root " + root + " run " + file);
-    INFO(entry.path().filename().string() << ":\n" << result.output);
+  int cases = 0, skipped = 0;
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(source("tests/cases"))) {
+    if (entry.path().extension() == ".yaml") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& path : files) {
+    std::string name = path.stem().string();
+    std::string text = read_file(path.string());
+    std::smatch exit_line, error_line, args_line;
+    INFO(name);
+    REQUIRE(std::regex_search(text, exit_line, std::regex("# exit: (\\d+)")));
+    REQUIRE(std::regex_search(text, error_line, std::regex("# (?:error|output): (.*)")));
+    int expected_status = std::stoi(exit_line[1]);
+    std::string expected_output = error_line[1];
+    bool needs_trained = text.find("# needs: trained") != std::string::npos;
+    if (needs_trained && !trained) {
+      ++skipped;
+      continue;
+    }
+    std::string scratch = dir / ("case-" + name);
+    std::string root = scratch + "/runs";
+    fs::create_directories(scratch);
+    if (needs_trained) fs::copy(trained->root, root, fs::copy_options::recursive);
+    std::map<std::string, std::string> values = {
+        {"@DATA@", data},
+        {"@SOURCE@", PIPELINE_SOURCE_DIR},
+        {"@CASE@", scratch + "/" + path.filename().string()},
+        {"@ROOT@", root},
+        {"@SCRATCH@", scratch},
+        {"@RUN_WIDER@", trained ? trained->wider : ""},
+        {"@RUN_RELU@", trained ? trained->relu : ""},
+        {"@RUN@", trained ? trained->run : ""}};
+    text = replace_all(text, values);
+    testing::write_text(values["@CASE@"], text);
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("# prepare: ", 0) == 0) prepare(line.substr(11), name);
+    }
+    std::string args = "--root @ROOT@ run @CASE@";
+    if (std::regex_search(text, args_line, std::regex("# args: (.*)"))) args = args_line[1];
+    args = replace_all(args, values);
+
+    std::map<std::string, std::string> before = snapshot(root);
+    Result result = run(args);
+    INFO(name << " (" << args << "):\n" << result.output);
     CHECK(result.status == expected_status);
-    CHECK(result.output.find(expected_error) != std::string::npos);
-    CHECK_FALSE(fs::exists(root));
+    CHECK(result.output.find(expected_output) != std::string::npos);
+    if (text.find("# writes: recorded") == std::string::npos) {
+      CHECK(snapshot(root) == before);
+    } else {
+      CHECK(shell("sqlite3 '" + root + "/pipeline.db' 'PRAGMA integrity_check'").output == "ok\n");
+    }
     ++cases;
   }
-  CHECK(cases >= 25);
+  MESSAGE(cases << " cases checked, " << skipped << " skipped");
+  CHECK(cases + skipped >= 40);
+  if (trained) CHECK(skipped == 0);
+}
+
+std::string integrity(const std::string& root) {
+  Result check = shell("sqlite3 '" + root + "/pipeline.db' 'PRAGMA integrity_check'");
+  return check.output;
+}
+
+// A full disk, as a file-size limit (SIGXFSZ ignored, so writes fail with
+// EFBIG), while a checkpoint is written.
+TEST_CASE("a full disk during a checkpoint fails the run clearly and loses nothing") {
+  if (!have_data()) return;
+  testing::ScratchDir dir;
+  std::string root = dir / "runs";
+  std::string file = source("tests/cli/checkpoint_fault.yaml");
+  std::string command = std::string(PIPELINE_BINARY) + " --root " + root + " run " + file;
+  // Killed after epoch 2's rows, before its checkpoint: epoch 1's is on disk.
+  Result killed = shell("PIPELINE_FAULT=epoch-end:2 " + command);
+  INFO(killed.output);
+  REQUIRE(killed.status == 128 + SIGKILL);
+  std::string id = Store::open(root, true)->runs("checkpoint_fault").at(0).id;
+  std::string checkpoint = root + "/" + id + "/checkpoint.h5";
+  std::string written = hash_file(checkpoint);
+  REQUIRE(Store::open(root, true)->artifact_checksum(id, checkpoint) == written);
+
+  // The next checkpoint (19 MB) meets a limit of 8 MB per file.
+  Result full = shell("bash -c 'trap \"\" XFSZ; ulimit -f 8192; exec " + command + "'");
+  INFO(full.output);
+  CHECK(full.status == 1);
+  CHECK(full.output.find("checkpoint.h5: cannot write dataset") != std::string::npos);
+  CHECK(full.output.find("File too large (the disk is full or a file-size limit was reached)") !=
+        std::string::npos);
+  // The previous checkpoint is intact and recorded; no temporary file is left.
+  CHECK_FALSE(fs::exists(checkpoint));
+  CHECK(hash_file(checkpoint + ".prev") == written);
+  for (const auto& entry : fs::directory_iterator(root + "/" + id)) {
+    CHECK(entry.path().extension() != ".tmp");
+  }
+  CHECK(integrity(root) == "ok\n");
+  {
+    auto store = Store::open(root, true);
+    RunRow run = store->runs("checkpoint_fault").at(0);
+    CHECK(run.status == "failed");
+    CHECK(run.error.find("File too large") != std::string::npos);
+    CHECK(store->artifact_checksum(id, checkpoint + ".prev") == written);
+    CHECK(store->series(id, "train.loss").size() == 2);
+  }
+  // With room again the run resumes from the kept checkpoint and finishes.
+  Result again = shell(command + " --retry-failed");
+  INFO(again.output);
+  CHECK(again.status == 0);
+  CHECK(again.output.find("resuming from " + checkpoint + ".prev at epoch 2") != std::string::npos);
+  CHECK(Store::open(root, true)->runs("checkpoint_fault").at(0).status == "done");
+  CHECK(integrity(root) == "ok\n");
+}
+
+// Root ignores file permissions, so as root the command runs as 'nobody'.
+TEST_CASE("a read-only store is reported before any training") {
+  if (!have_data()) return;
+  testing::ScratchDir dir;
+  std::string root = dir / "runs";
+  REQUIRE(run("--root " + root + " run " + source("tests/cli/tiny.yaml")).status == 0);
+  std::string as_user;
+  if (geteuid() == 0) {
+    as_user = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+    fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_read |
+                                    fs::perms::group_exec | fs::perms::others_read |
+                                    fs::perms::others_exec);
+    if (shell(as_user + "test -x " + PIPELINE_BINARY + " -a -r " + source("tests/cli/tiny.yaml"))
+            .status != 0) {
+      MESSAGE("cannot run the program as nobody here: the read-only store check is skipped");
+      return;
+    }
+  }
+  REQUIRE(shell("chmod -R a-w '" + root + "'").status == 0);
+  std::map<std::string, std::string> before = snapshot(root);
+  // New runs (another seed): there would be training to do.
+  Result refused = shell(as_user + PIPELINE_BINARY + " --root " + root + " run " +
+                         source("tests/cli/tiny.yaml") + " --set train.seed=7");
+  INFO(refused.output);
+  CHECK(refused.status == 2);
+  CHECK(refused.output.find(root + ": the output folder is not writable (Permission denied)") !=
+        std::string::npos);
+  CHECK(refused.output.find("train: started") == std::string::npos);
+  CHECK(snapshot(root) == before);
+  shell("chmod -R u+w '" + root + "'");
+}
+
+// Holds the write lock of `db` from a child process for `seconds`; returns
+// once the lock is held. The child is waited for with waitpid.
+pid_t hold_lock(const std::string& db, int seconds) {
+  int ready[2];
+  REQUIRE(pipe(ready) == 0);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    sqlite3* handle = nullptr;
+    char ok = 0;
+    if (sqlite3_open(db.c_str(), &handle) == SQLITE_OK &&
+        sqlite3_exec(handle, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK) {
+      ok = 1;
+    }
+    if (write(ready[1], &ok, 1) != 1) _exit(1);
+    sleep(static_cast<unsigned>(seconds));
+    sqlite3_exec(handle, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(handle);
+    _exit(0);
+  }
+  close(ready[1]);
+  char ok = 0;
+  REQUIRE(read(ready[0], &ok, 1) == 1);
+  close(ready[0]);
+  REQUIRE(ok == 1);
+  return child;
+}
+
+TEST_CASE("a database locked by another process is waited for, then reported") {
+  if (!have_data()) return;
+  testing::ScratchDir dir;
+  std::string root = dir / "runs";
+  std::string command =
+      std::string(PIPELINE_BINARY) + " --root " + root + " run " + source("tests/cli/tiny.yaml");
+  REQUIRE(shell(command).status == 0);
+
+  // Held for 3 s: the command waits for it, then goes on.
+  pid_t holder = hold_lock(root + "/pipeline.db", 3);
+  double seconds = 0;
+  Result waited = shell("PIPELINE_DB_TIMEOUT=30 " + command, &seconds);
+  INFO(waited.output);
+  CHECK(waited.status == 0);
+  CHECK(seconds >= 2.5);
+  CHECK(waited.output.find("all 3 runs done") != std::string::npos);
+  waitpid(holder, nullptr, 0);
+
+  // Held for longer than the command waits: reported, nothing changed.
+  holder = hold_lock(root + "/pipeline.db", 10);
+  std::map<std::string, std::string> before = snapshot(root);
+  Result refused = shell("PIPELINE_DB_TIMEOUT=2 " + command + " --set train.seed=7", &seconds);
+  std::map<std::string, std::string> after = snapshot(root);  // the lock still held
+  waitpid(holder, nullptr, 0);
+  INFO(refused.output);
+  CHECK(refused.status == 2);
+  CHECK(refused.output.find("database is locked (another process held a lock on it for more "
+                            "than 2 s, the wait set by PIPELINE_DB_TIMEOUT") != std::string::npos);
+  CHECK(seconds >= 2.0);
+  CHECK(after == before);
+  CHECK(integrity(root) == "ok\n");
+}
+
+TEST_CASE("a NaN or Inf loss fails that run with its reason, and the sweep goes on") {
+  if (!have_data()) return;
+  testing::ScratchDir dir;
+  std::string root = dir / "runs";
+  Result result = run("--root " + root + " run " + source("tests/cli/diverge.yaml"));
+  INFO(result.output);
+  CHECK(result.status == 1);
+  CHECK(result.output.find("1 of 2 runs failed") != std::string::npos);
+  auto store = Store::open(root, true);
+  std::vector<RunRow> runs = store->runs("diverge");
+  REQUIRE(runs.size() == 2);
+  CHECK(runs[0].status == "done");
+  CHECK(runs[0].metrics.count("copy.psnr") == 1);
+  CHECK(runs[1].status == "failed");
+  CHECK(std::regex_search(runs[1].error,
+                          std::regex("^training loss became (inf|-inf|nan) at epoch 1, batch \\d+; "
+                                     "lower train.lr \\(now 10\\)$")));
+  CHECK(integrity(root) == "ok\n");
+  // A rerun skips the failed run and says how to retry it.
+  Result again = run("--root " + root + " run " + source("tests/cli/diverge.yaml"));
+  CHECK(again.status == 1);
+  CHECK(again.output.find("failed earlier, skipped (rerun with --retry-failed") !=
+        std::string::npos);
+}
+
+// The picture decoder runs in a child process; one that dies (here killed
+// by the fault hook, as stb_image aborting on a hostile JPEG) is an error for
+// that picture and the program goes on to say so.
+TEST_CASE("a picture decoder that dies is reported, not fatal") {
+  if (!have_data()) return;
+  testing::ScratchDir dir;
+  std::string root = dir / "runs";
+  REQUIRE(run("--root " + root + " run " + source("tests/cli/tiny.yaml")).status == 0);
+  std::string id = Store::open(root, true)->runs("tiny").at(0).id;
+  write_grid_png(dir / "fine.png", {Tile(3072, 0.5f)}, 1, 1);
+  Result died =
+      shell("PIPELINE_FAULT=picture-decode " + std::string(PIPELINE_BINARY) + " --root " + root +
+            " modify " + id + " --image " + (dir / "fine.png") + " --out " + (dir / "out.png"));
+  INFO(died.output);
+  CHECK(died.status == 2);
+  CHECK(died.output.find("fine.png: cannot decode the png: the decoder failed on it (Killed)") !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "out.png"));
+  Result fine = run("--root " + root + " modify " + id + " --image " + (dir / "fine.png") +
+                    " --out " + (dir / "out.png"));
+  CHECK(fine.status == 0);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "pipeline/config.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "../test_util.h"
 
@@ -135,6 +137,40 @@ TEST_CASE("a grid above the cap is refused unless the cap is raised") {
   small.max_points = 50;
   CHECK(error_of(grid, small).find("above the cap of 50") != std::string::npos);
   CHECK(load_text(grid).runs.size() == 100);
+}
+
+TEST_CASE("even with --force a grid has a hard cap") {
+  std::string grid = "name: vast\nsweep:\n  grid:\n";
+  for (const char* key : {"train.seed", "train.lr", "train.epochs", "train.batch_size"}) {
+    grid += fmt::format("    {}: [{}]\n", key, fmt::join(std::vector<int>(40, 1), ", "));
+  }
+  LoadOptions forced;
+  forced.max_points = kMaxForcedPoints;
+  CHECK(error_of(grid, forced)
+            .find("the grid has 3e+06 points, above the cap of 1000000 that "
+                  "holds even with --force") != std::string::npos);
+}
+
+// Found by fuzz_config: an alias inside the value it names sent the
+// duplicate-key walk (and the error printer) into endless recursion.
+TEST_CASE("an alias that refers to a value holding it is an error, not a crash") {
+  CHECK(
+      error_of("name: a\nb: &x {c: *x}\n").find("b.c: an alias refers to a value that holds it") !=
+      std::string::npos);
+  CHECK(error_of("name: a\nmodel:\n  hidden: &h [1, *h]\n").find("(a cycle)") != std::string::npos);
+  std::string deep = "name: n\nmodel: " + std::string(70, '[') + std::string(70, ']') + "\n";
+  CHECK(error_of(deep).find("nested more than 64 levels deep") != std::string::npos);
+  try {
+    make_run_config({"model.hidden=&h [1, *h]"});
+    FAIL("expected an error");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find("(a cycle)") != std::string::npos);
+  }
+  // Anchors and aliases of whole values stay supported.
+  Experiment e = load_experiment_text(
+      "name: a\nmodel: {hidden: &h [64, 32]}\nsweep:\n  points:\n    - {model.hidden: *h}\n",
+      "text.yaml");
+  CHECK(e.runs.at(0).model().hidden == std::vector<int64_t>{64, 32});
 }
 
 TEST_CASE("a missing file is named") {

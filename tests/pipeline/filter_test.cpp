@@ -79,5 +79,20 @@ TEST_CASE("an unknown name is an error with a suggestion") {
   }
 }
 
+// Found by fuzz_filter: deep nesting overflowed the stack, and long chains
+// gave SQL deeper than SQLite accepts.
+TEST_CASE("nesting and length are bounded, with the column where the limit was passed") {
+  std::string fifty = std::string(50, '(') + "a = 1" + std::string(50, ')');
+  CHECK(compile(fifty).binds.size() == 1);
+  std::string deep = std::string(100000, '(') + "a = 1" + std::string(100000, ')');
+  CHECK(error_of(deep).find("column 51: nested too deeply") != std::string::npos);
+  std::string nots;
+  for (int i = 0; i < 100000; ++i) nots += "not ";
+  CHECK(error_of(nots + "a = 1").find("nested too deeply") != std::string::npos);
+  std::string chain = "a = 1";
+  for (int i = 0; i < 1000; ++i) chain += " or a = 1";
+  CHECK(error_of(chain).find("the expression is too long") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace pl

@@ -1,7 +1,12 @@
 #include "pipeline/h5file.h"
 
 #include <doctest/doctest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 
 #include "../test_util.h"
@@ -49,6 +54,48 @@ TEST_CASE("an uncommitted writer leaves no file and keeps the old one") {
   }  // destroyed without commit, as when a write fails half-way
   CHECK_FALSE(std::filesystem::exists(dir / "c.h5.tmp"));
   CHECK(H5Reader(dir / "c.h5").read_float("a").data == one);
+}
+
+// A full disk, as a file-size limit: the write fails with the reason, the
+// previous file stays, and the process ends normally (it used to crash in
+// HDF5's exit handler, which closed the failed file a second time).
+TEST_CASE("a write that hits a file-size limit is a clear error, and the process exits cleanly") {
+  testing::ScratchDir dir;
+  std::vector<float> one = {1.0f};
+  {
+    H5Writer out(dir / "full.h5");
+    out.put("a", {1}, one.data());
+    out.commit();
+  }
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit{64 * 1024, 64 * 1024};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    std::vector<float> big(1 << 20, 2.0f);
+    int code = 3;
+    try {
+      H5Writer out(dir / "full.h5");
+      out.put("a", {static_cast<int64_t>(big.size())}, big.data());
+      out.commit();
+    } catch (const std::runtime_error& e) {
+      code = std::string(e.what()).find(
+                 "File too large (the disk is full or a file-size "
+                 "limit was reached)") != std::string::npos
+                 ? 0
+                 : 4;
+    }
+    std::exit(code);  // runs the exit handlers, as the program does
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(H5Reader(dir / "full.h5").read_float("a").data == one);
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    CHECK(entry.path().filename() == "full.h5");  // no temporary file left
+  }
 }
 
 TEST_CASE("a truncated or foreign file is a clear error") {

@@ -56,6 +56,19 @@ TEST_CASE("bad batch files are named with what is wrong") {
   CHECK(error_of([&] { read_cifar_file(dir.path()); }).find("is a folder") != std::string::npos);
 }
 
+TEST_CASE("bytes in memory are read as a file's would be") {
+  std::string bytes = std::string(1, '\x07') + std::string(kImageValues, '\x01');
+  ImageSet set =
+      parse_cifar_bytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "mem.bin", 0);
+  CHECK(set.count == 1);
+  CHECK(set.labels == std::vector<uint8_t>{7});
+  CHECK(error_of([&] {
+          parse_cifar_bytes(reinterpret_cast<const uint8_t*>(bytes.data()), 10, "mem.bin", 0);
+        }).find("mem.bin: 10 bytes") != std::string::npos);
+  CHECK(error_of([&] { parse_cifar_bytes(nullptr, 0, "mem.bin", 0); }).find("empty") !=
+        std::string::npos);
+}
+
 TEST_CASE("a folder is checked for the six files of the official size before reading") {
   testing::ScratchDir dir;
   CHECK(error_of([&] { check_cifar_folder(dir / "absent"); }).find("does not exist") !=
