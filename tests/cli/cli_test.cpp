@@ -439,6 +439,9 @@ void prepare(const std::string& step, const std::string& where) {
   } else if (op == "write") {
     std::string text;
     std::getline(words >> std::ws, text);
+    // A written "\n" starts a new line.
+    for (std::size_t at = text.find("\\n"); at != std::string::npos; at = text.find("\\n", at))
+      text.replace(at, 2, "\n");
     testing::write_text(path, text);
   } else if (op == "mkdir") {
     fs::create_directories(path);
@@ -470,7 +473,8 @@ void prepare(const std::string& step, const std::string& where) {
 //                          must pass integrity_check) instead of leaving the
 //                          root untouched
 //   # prepare: OP PATH ..  makes the broken file: truncate PATH BYTES, copy
-//                          FROM TO, write PATH TEXT, mkdir, remove, png, jpeg,
+//                          FROM TO, write PATH TEXT ("\n" for a line break), mkdir,
+//                          remove, png, jpeg,
 //                          sqlite PATH SQL
 // Placeholders: @CASE@ (the case file), @DATA@ (broken data folders, see
 // broken_data), @SOURCE@ (the source tree), @ROOT@ (the output root), @SCRATCH@ (the case's own
