@@ -184,6 +184,8 @@ DataMap read_data(const Experiment& experiment, const std::string& cache_dir) {
           "fewer units",
           run.id(), model.bottleneck, cloud->dim, cloud->description));
     }
+    std::string problem = float32_problem(*cloud, model.standardize);
+    if (!problem.empty()) throw DataError(fmt::format("run {}: {}", run.id(), problem));
     if (cloud->closed && model.bottleneck == 1) {
       warn(
           "run {}: the cloud is a closed curve ({}); a continuous one-unit bottleneck cannot "

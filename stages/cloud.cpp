@@ -104,7 +104,8 @@ std::vector<std::string> split_cells(const std::string& line) {
 }
 
 bool parse_number(const std::string& text, double& out) {
-  if (text.empty()) return false;
+  // Decimal only: strtod would also take hexadecimal ("0x10") and "nan".
+  if (text.empty() || text.find_first_of("xXpP") != std::string::npos) return false;
   char* end = nullptr;
   errno = 0;
   double v = std::strtod(text.c_str(), &end);
@@ -229,6 +230,45 @@ Cloud read_csv_cloud(const std::string& path) {
 Cloud ingest_cloud(const DataConfig& config) {
   if (config.source == "csv") return read_csv_cloud(config.file);
   return make_cloud(config);
+}
+
+std::string float32_problem(const Cloud& cloud, const std::string& standardize) {
+  constexpr double kLargest = 1e30, kSmallest = 1e-30;
+  const int64_t d = cloud.dim;
+  for (int64_t j = 0; j < d; ++j) {
+    double sum = 0, largest = 0;
+    for (int64_t i = 0; i < cloud.count; ++i) {
+      sum += cloud.point(i)[j];
+      largest = std::max(largest, std::abs(cloud.point(i)[j]));
+    }
+    double mean = sum / static_cast<double>(cloud.count);
+    double squares = 0;
+    for (int64_t i = 0; i < cloud.count; ++i)
+      squares += (cloud.point(i)[j] - mean) * (cloud.point(i)[j] - mean);
+    double sd = std::sqrt(squares / static_cast<double>(cloud.count));
+    const std::string& name = cloud.columns[static_cast<std::size_t>(j)];
+    if (largest > 1e150) {  // squares overflow even in float64
+      return fmt::format(
+          "column {} ('{}') holds values up to {:.3g}, too large to compute a variance of; "
+          "rescale the column",
+          j + 1, name, largest);
+    }
+    if (standardize == "scale") continue;  // z-scores in float64 first: any spread fits
+    double reach = standardize == "center" ? sd : largest;
+    if (reach > kLargest || (sd > 0 && sd < kSmallest)) {
+      return fmt::format(
+          "column {} ('{}') varies on a scale of {:.3g}, beyond what the net's 32-bit floats "
+          "hold; set model.standardize: scale (or rescale the column)",
+          j + 1, name, sd);
+    }
+    if (standardize == "none" && sd > 0 && sd < largest * 1e-6) {
+      return fmt::format(
+          "column {} ('{}') varies by {:.3g} around {:.3g}, below 32-bit float precision; set "
+          "model.standardize: center or scale",
+          j + 1, name, sd, mean);
+    }
+  }
+  return "";
 }
 
 double curve_fve(const Cloud& cloud) {

@@ -49,6 +49,11 @@ Cloud make_cloud(const DataConfig& config);
 Cloud read_csv_cloud(const std::string& path);
 Cloud parse_csv_cloud(const std::string& text, const std::string& name);
 
+// Why the net cannot be trained on these points with `standardize` (none,
+// center or scale): a column beyond 32-bit float range or precision; "" when
+// it can.
+std::string float32_problem(const Cloud& cloud, const std::string& standardize);
+
 // Fraction of variance explained by the ideal one-dimensional fit, each point
 // replaced by its nearest point on the noiseless shape (at most the first
 // 20,000 points are used). NaN when the cloud has no known shape.

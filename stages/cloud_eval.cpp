@@ -101,7 +101,7 @@ Standardizer make_standardizer(const torch::Tensor& points, const std::string& m
   if (mode == "scale") {
     torch::Tensor sd = points.std(0, /*unbiased=*/false);
     // A constant column stays as it is instead of dividing by zero.
-    s.scale = torch::where(sd > 1e-12, sd, torch::ones_like(sd));
+    s.scale = torch::where(sd > 0, sd, torch::ones_like(sd));
   }
   return s;
 }

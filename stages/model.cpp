@@ -173,6 +173,7 @@ void save_checkpoint(const std::string& path, Autoencoder& model, Optimizer* opt
   out.attr("partial_loss", position.partial_loss);
   out.attr("optimizer_steps", optimizer != nullptr ? optimizer->steps() : int64_t{0});
   out.attr("config", config_text);
+  out.attr("data_key", position.data_key);
   out.commit();
 }
 
@@ -208,6 +209,7 @@ TrainPosition load_checkpoint(const std::string& path, Autoencoder& model, Optim
     position.next_batch = in.attr_int("next_batch");
     position.partial_loss = in.attr_double("partial_loss");
     position.losses = in.read_double("history/loss").data;
+    if (in.has_attr("data_key")) position.data_key = in.attr_text("data_key");
     position.losses.resize(static_cast<std::size_t>(position.epoch));
     if (optimizer != nullptr) optimizer->set_steps(in.attr_int("optimizer_steps"));
     return position;

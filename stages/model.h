@@ -61,6 +61,7 @@ struct TrainPosition {
   int64_t next_batch = 0;      // batches of epoch+1 already done (interrupted mid-epoch)
   double partial_loss = 0;     // sum of batch losses x batch sizes in that epoch so far
   std::vector<double> losses;  // mean training loss of each completed epoch
+  std::string data_key;        // the data it was trained on ("" in older checkpoints)
 };
 
 // A checkpoint that cannot be used: missing, truncated, another model.

@@ -66,6 +66,11 @@ TrainPosition resume(const StageContext& context, Autoencoder& model, Optimizer&
     }
     try {
       TrainPosition position = load_checkpoint(path, model, &optimizer);
+      std::string data_key = context.cloud != nullptr ? context.cloud->key : context.data.key;
+      if (!position.data_key.empty() && position.data_key != data_key) {
+        set_aside(path, "it was trained on other data (the data changed since); training again");
+        continue;
+      }
       if (position.epoch >= context.config.train().epochs) {
         info("{} holds all {} epochs", path, position.epoch);
       } else {
@@ -131,6 +136,7 @@ TrainOutcome train_stage(const StageContext& context) {
   model->to(device);
   Optimizer optimizer(model->parameters(), cfg);
   TrainPosition position = resume(context, model, optimizer);
+  position.data_key = context.cloud != nullptr ? context.cloud->key : context.data.key;
   torch::Tensor images = training_inputs(context.config, context.data, context.cloud).to(device);
   info("model {} ({} parameters), {} threads, {} training {}",
        context.config.architecture(images.size(1)), model->parameter_count(), threads,

@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 // clang-format on
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -148,6 +150,41 @@ TEST_CASE("a linear net with a two-unit bottleneck spans the top two components 
   CHECK(t.metrics.at("pca.principal_angle") <= t.metrics.at("pca.angle"));
   CHECK(t.metrics.at("pca.fve") == doctest::Approx(t.metrics.at("pca.fve_pck")).epsilon(0.01));
   CHECK(t.metrics.count("pca.spearman") == 0);  // two units have no single order
+}
+
+}  // namespace pl
+
+namespace pl {
+
+TEST_CASE("a CSV file whose contents changed is trained again, not evaluated on the old net") {
+  testing::ScratchDir dir, fresh;
+  auto write_points = [](const std::string& path, double slope) {
+    std::string text = "x,y\n";
+    for (int i = 0; i < 100; ++i) {
+      double t = -1 + 0.02 * i;
+      text += fmt::format("{},{}\n", t, slope * t + 0.05 * std::sin(7.0 * i));
+    }
+    testing::write_text(path, text);
+  };
+  std::vector<std::string> keys = {"data.source=csv",           "data.file=" + (dir / "p.csv"),
+                                   "model.hidden=[2]",          "model.bottleneck=1",
+                                   "model.activation=identity", "model.output_activation=identity",
+                                   "model.standardize=center",  "train.epochs=20",
+                                   "train.batch_size=20",       "train.lr=0.01",
+                                   "train.threads=1",           "train.checkpoint_every=20"};
+  write_points(dir / "p.csv", 2.0);
+  Trained before = train_cloud(keys, dir);
+  write_points(dir / "p.csv", -2.0);  // the same file name, other points
+  Trained after = train_cloud(keys, dir);
+  // The same config run from scratch on the new points, in another store.
+  std::vector<std::string> fresh_keys = keys;
+  fresh_keys[1] = "data.file=" + (fresh / "p.csv");
+  write_points(fresh / "p.csv", -2.0);
+  Trained reference = train_cloud(fresh_keys, fresh);
+  CHECK(after.metrics.at("pca.angle") < 2.0);
+  CHECK(after.metrics.at("pca.fve") == reference.metrics.at("pca.fve"));
+  CHECK(after.metrics.at("train.loss") == reference.metrics.at("train.loss"));
+  CHECK(std::filesystem::exists(dir / (make_run_config(keys).id() + "/checkpoint.h5.bad")));
 }
 
 }  // namespace pl

@@ -1,6 +1,7 @@
 #include "stages/cloud.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <cmath>
 #include <numeric>
@@ -182,6 +183,38 @@ TEST_CASE("the cloud figure is an SVG with every point and the net's curve") {
     ++circles;
   CHECK(circles == 3);
   CHECK(svg.find("<polyline") != std::string::npos);
+}
+
+}  // namespace pl
+
+namespace pl {
+
+TEST_CASE("columns beyond 32-bit floats are refused unless standardizing brings them in") {
+  auto cloud_with = [](double scale, double offset) {
+    std::string text = "a,b\n";
+    for (int i = 0; i < 20; ++i) {
+      text += fmt::format("{:.17g},{}\n", offset + scale * (i % 5), i);
+    }
+    return parse_csv_cloud(text, "p.csv");
+  };
+  CHECK(float32_problem(cloud_with(1, 0), "none").empty());
+  CHECK(float32_problem(cloud_with(1e35, 0), "center").find("column 1 ('a') varies on a scale") !=
+        std::string::npos);
+  CHECK(float32_problem(cloud_with(1e35, 0), "scale").empty());
+  CHECK(float32_problem(cloud_with(1e-35, 0), "none").find("beyond what the net's 32-bit") !=
+        std::string::npos);
+  CHECK(float32_problem(cloud_with(1e-35, 0), "scale").empty());
+  CHECK(float32_problem(cloud_with(1e-9, 1), "none").find("below 32-bit float precision") !=
+        std::string::npos);
+  CHECK(float32_problem(cloud_with(1e-9, 1), "center").empty());
+  CHECK(float32_problem(cloud_with(1e200, 0), "scale").find("too large to compute") !=
+        std::string::npos);
+}
+
+TEST_CASE("hexadecimal cells are not numbers") {
+  std::string rows;
+  for (int i = 0; i < 10; ++i) rows += "1,2\n";
+  CHECK(error_of(rows + "0x10,3\n").find("row 11, column 1") != std::string::npos);
 }
 
 }  // namespace pl
