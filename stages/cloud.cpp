@@ -98,7 +98,13 @@ std::vector<std::string> split_cells(const std::string& line) {
   std::vector<std::string> cells;
   std::string cell;
   std::istringstream in(line);
-  while (std::getline(in, cell, ',')) cells.push_back(trim(cell));
+  while (std::getline(in, cell, ',')) {
+    cell = trim(cell);
+    // A quoted cell ("1.5", as spreadsheets write them) is read without its quotes.
+    if (cell.size() >= 2 && cell.front() == '"' && cell.back() == '"')
+      cell = trim(cell.substr(1, cell.size() - 2));
+    cells.push_back(cell);
+  }
   if (!line.empty() && line.back() == ',') cells.push_back("");
   return cells;
 }
@@ -136,7 +142,9 @@ Cloud make_cloud(const DataConfig& c) {
     double t = low + (high - low) * static_cast<double>(i) / (kCurveSamples - 1);
     append_rotated(c, shape_point(c, t), cloud.curve);
   }
-  cloud.closed = c.shape == "arc" && c.angle >= 360.0;
+  // Within ten degrees of a full circle the gap is narrower than the noise
+  // of any useful fit: treated as closed.
+  cloud.closed = c.shape == "arc" && c.angle >= 350.0;
   std::string what = c.shape;
   if (c.shape == "arc") what = fmt::format("arc of {:g} degrees", c.angle);
   if (c.shape == "spiral" || c.shape == "helix")
@@ -157,6 +165,7 @@ Cloud parse_csv_cloud(const std::string& text, const std::string& name) {
   bool first = true;
   while (std::getline(in, line)) {
     ++row;
+    if (row == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 mark
     std::string content = trim(line);
     if (content.empty() || content[0] == '#') continue;
     std::vector<std::string> cells = split_cells(content);
@@ -181,10 +190,14 @@ Cloud parse_csv_cloud(const std::string& text, const std::string& name) {
     for (std::size_t j = 0; j < cells.size(); ++j) {
       double v = 0;
       if (!parse_number(cells[j], v)) {
-        throw DataError(fmt::format(
-            "{}: row {}, column {} ('{}'): '{}' is not a finite number; fix the cell or "
-            "remove the row",
-            name, row, j + 1, cloud.columns[j], cells[j]));
+        std::string what = cells[j].empty() ? "the cell is empty"
+                                            : fmt::format("'{}' is not a finite number", cells[j]);
+        std::string hint = "fix the cell or remove the row";
+        if (cells[j].find_first_of(";\t") != std::string::npos) {
+          hint = "the file seems to separate cells with ';' or tabs; pipeline reads commas";
+        }
+        throw DataError(fmt::format("{}: row {}, column {} ('{}'): {}; {}", name, row, j + 1,
+                                    cloud.columns[j], what, hint));
       }
       cloud.points.push_back(v);
     }
@@ -201,7 +214,8 @@ Cloud parse_csv_cloud(const std::string& text, const std::string& name) {
         fmt::format("{}: {} column; principal components need at least 2", name, cloud.dim));
   }
   if (cloud.count < 10) {
-    throw DataError(fmt::format("{}: only {} rows; give at least 10 points", name, cloud.count));
+    throw DataError(fmt::format("{}: only {} row{} of points; give at least 10", name, cloud.count,
+                                cloud.count == 1 ? "" : "s"));
   }
   cloud.description =
       fmt::format("{}: {} points, {} columns ({})", std::filesystem::path(name).filename().string(),

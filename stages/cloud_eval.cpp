@@ -171,7 +171,8 @@ void evaluate_cloud_stage(const StageContext& context) {
   if (std::isfinite(ideal)) metrics.push_back({"pca.fve_curve", 0, ideal});
 
   notes.insert(notes.begin(),
-               fmt::format("fve {:.3f}; PC1 alone {:.3f}{}", fve, lambda[0] / lambda_sum,
+               fmt::format("fve {:.3f}; {} alone {:.3f}{}", fve,
+                           k == 1 ? "PC1" : fmt::format("top {} PCs", k), lambda_k / lambda_sum,
                            std::isfinite(ideal) ? fmt::format("; ideal curve {:.3f}", ideal)
                                                 : std::string()));
   if (std::isfinite(rho)) notes.push_back(fmt::format("|Spearman| of code with t: {:.3f}", rho));
@@ -185,10 +186,13 @@ void evaluate_cloud_stage(const StageContext& context) {
   }
   fault_point("evaluate");
   context.store.put_metrics(context.config.id(), "evaluate", metrics);
-  info("pca: fve {:.4f} (PC1 {:.4f}{}){}{}", fve, lambda[0] / lambda_sum,
-       std::isfinite(ideal) ? fmt::format(", ideal curve {:.4f}", ideal) : "",
-       std::isfinite(angle) ? fmt::format(", angle to PC1 {:.3f} degrees", angle) : "",
-       std::isfinite(rho) ? fmt::format(", |Spearman| {:.4f}", rho) : "");
+  info(
+      "pca: fve {:.4f} ({} {:.4f}{}){}{}", fve, k == 1 ? "PC1" : fmt::format("top {} PCs", k),
+      lambda_k / lambda_sum, std::isfinite(ideal) ? fmt::format(", ideal curve {:.4f}", ideal) : "",
+      std::isfinite(angle) ? fmt::format(", {} {:.3f} degrees",
+                                         k == 1 ? "angle to PC1" : "largest principal angle", angle)
+                           : "",
+      std::isfinite(rho) ? fmt::format(", |Spearman| {:.4f}", rho) : "");
 
   // The figure: the cloud in its own coordinates when it is 2-D, else on its
   // first two principal axes; the net's reconstruction of every point, in the

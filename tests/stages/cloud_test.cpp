@@ -52,6 +52,8 @@ TEST_CASE("a noiseless arc lies on the unit circle within its angle") {
   }
   CHECK_FALSE(arc.closed);
   CHECK(cloud_of({"data.shape=arc", "data.angle=360"}).closed);
+  CHECK(cloud_of({"data.shape=arc", "data.angle=355"}).closed);
+  CHECK_FALSE(cloud_of({"data.shape=arc", "data.angle=340"}).closed);
   // A point on its own shape is fitted exactly by the shape.
   CHECK(curve_fve(arc) == doctest::Approx(1.0).epsilon(1e-6));
 }
@@ -134,6 +136,17 @@ TEST_CASE("a CSV file without a header starts with data") {
   CHECK(c.count == 10);
   CHECK(c.columns == std::vector<std::string>{"x", "y", "z"});
   CHECK(c.point(9)[0] == 0.15);
+  // Quoted cells and a byte-order mark, as spreadsheets write them.
+  Cloud quoted = parse_csv_cloud(
+      "\xEF\xBB\xBF\"h\",\"w\"\n" +
+          [] {
+            std::string rows;
+            for (int i = 0; i < 10; ++i) rows += "\"1.5\",2\n";
+            return rows;
+          }(),
+      "q.csv");
+  CHECK(quoted.columns == std::vector<std::string>{"h", "w"});
+  CHECK(quoted.point(3)[0] == 1.5);
 }
 
 TEST_CASE("bad CSV cells and shapes are named by row and column") {
@@ -148,7 +161,10 @@ TEST_CASE("bad CSV cells and shapes are named by row and column") {
   CHECK(error_of("x,y\n").find("no rows of numbers") != std::string::npos);
   CHECK(error_of("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n").find("principal components need at least 2") !=
         std::string::npos);
-  CHECK(error_of("1,2\n3,4\n").find("only 2 rows") != std::string::npos);
+  CHECK(error_of("1,2\n3,4\n").find("only 2 rows of points") != std::string::npos);
+  CHECK(error_of("a,b\n" + good + "1,\n").find("column 2 ('b'): the cell is empty") !=
+        std::string::npos);
+  CHECK(error_of("a;b\n1;2\n").find("separate cells with ';'") != std::string::npos);
   CHECK(error_of("1,x\n" + good).find("row 1, column 2") != std::string::npos);
 }
 
