@@ -151,15 +151,6 @@ class LineParser {
 
 std::string number_text(double value) { return fmt::format("{:.17g}", value); }
 
-std::string now_text() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
 }  // namespace
 
 std::string JournalEntry::get(const std::string& key) const {
@@ -263,8 +254,8 @@ int64_t ingest_journal(Store& store, const std::string& run,
       store.query(
           "UPDATE runs SET status='running', started=coalesce(started, ?), heartbeat=?, host=?, "
           "pid=?, error=NULL WHERE id=?",
-          {{false, now_text()},
-           {false, now_text()},
+          {{false, utc_now_text()},
+           {false, utc_now_text()},
            {false, e.get("host")},
            {true, e.get("pid")},
            {false, run}});
@@ -362,7 +353,8 @@ void JournalRecorder::append(const std::string& lines) {
 
 void JournalRecorder::attempt(const std::vector<std::pair<std::string, std::string>>& fields,
                               const std::vector<std::string>& numbers) {
-  std::vector<std::pair<std::string, std::string>> all = {{"op", "attempt"}, {"time", now_text()}};
+  std::vector<std::pair<std::string, std::string>> all = {{"op", "attempt"},
+                                                          {"time", utc_now_text()}};
   all.insert(all.end(), fields.begin(), fields.end());
   append(journal_line(all, numbers));
 }

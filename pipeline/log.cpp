@@ -46,6 +46,15 @@ bool stderr_is_terminal() {
 
 }  // namespace
 
+std::string utc_now_text() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
 void set_log_level(Level level) {
   std::lock_guard<std::mutex> lock(g_mutex);
   g_level = level;

@@ -22,6 +22,10 @@ void set_log_file(const std::string& path);
 
 void log_message(Level level, const std::string& message);
 
+// The current time in UTC as ISO 8601 ("2026-12-04T21:40:00Z"), as the run
+// database and the Slurm journal record it.
+std::string utc_now_text();
+
 // Prepends `tag` to every message ("[job 2] "), and with `tag` not empty
 // stops drawing progress lines: several processes share the terminal.
 void set_log_tag(const std::string& tag);

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "pipeline/log.h"
 #include "pipeline/paths.h"
 
 namespace pl {
@@ -93,15 +94,6 @@ std::string database_error(sqlite3* db) {
         busy_timeout_ms() / 1000.0);
   }
   return why;
-}
-
-std::string now_text() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
 }
 
 // A prepared statement with positional binding, finalized on scope exit.
@@ -316,8 +308,8 @@ void Store::put_sweep(const SweepRow& sweep, const std::vector<std::string>& run
         .bind(1, sweep.name)
         .bind(2, sweep.file)
         .bind(3, sweep.description)
-        .bind(4, now_text())
-        .bind(5, now_text())
+        .bind(4, utc_now_text())
+        .bind(5, utc_now_text())
         .run();
     Statement(db_, "DELETE FROM sweep_runs WHERE sweep = ?").bind(1, sweep.name).run();
     Statement insert(db_, "INSERT INTO sweep_runs (sweep, run, position) VALUES (?,?,?)");
@@ -334,7 +326,7 @@ void Store::put_run(const std::string& id, const std::string& config,
         .bind(1, id)
         .bind(2, config)
         .bind(3, std::string("pending"))
-        .bind(4, now_text())
+        .bind(4, utc_now_text())
         .run();
     Statement insert(db_, "INSERT OR REPLACE INTO params (run, key, value, num) VALUES (?,?,?,?)");
     for (const auto& [key, value] : params) {
@@ -375,8 +367,8 @@ bool Store::claim_run(const std::string& id) {
     Statement(db_,
               "UPDATE runs SET status='running', started=coalesce(started, ?), heartbeat=?, "
               "host=?, pid=?, error=NULL WHERE id=?")
-        .bind(1, now_text())
-        .bind(2, now_text())
+        .bind(1, utc_now_text())
+        .bind(2, utc_now_text())
         .bind(3, host)
         .bind(4, static_cast<int64_t>(getpid()))
         .bind(5, id)
@@ -391,7 +383,7 @@ void Store::mark_finished(const std::string& id, const std::string& status,
   Statement update(db_,
                    "UPDATE runs SET status=?, finished=?, error=?, seconds=(SELECT "
                    "coalesce(sum(seconds),0) FROM stages WHERE run=?) WHERE id=?");
-  update.bind(1, status).bind(2, now_text());
+  update.bind(1, status).bind(2, utc_now_text());
   if (error.empty())
     update.bind_null(3);
   else
@@ -414,7 +406,7 @@ void Store::stage_started(const std::string& run, const std::string& stage,
       .bind(1, run)
       .bind(2, stage)
       .bind(3, key)
-      .bind(4, now_text())
+      .bind(4, utc_now_text())
       .run();
 }
 
@@ -423,7 +415,7 @@ void Store::stage_finished(const std::string& run, const std::string& stage,
   Statement update(db_,
                    "UPDATE stages SET status=?, finished=?, seconds=coalesce(seconds,0)+?, error=? "
                    "WHERE run=? AND stage=?");
-  update.bind(1, status).bind(2, now_text()).bind(3, seconds);
+  update.bind(1, status).bind(2, utc_now_text()).bind(3, seconds);
   if (error.empty())
     update.bind_null(4);
   else
@@ -444,7 +436,10 @@ void Store::put_metrics(const std::string& run, const std::string& stage,
       insert.bind(1, run).bind(2, stage).bind(3, m.name).bind(4, m.step).bind(5, m.value).run();
       final.bind(1, run).bind(2, m.name).bind(3, stage).bind(4, m.step).bind(5, m.value).run();
     }
-    Statement(db_, "UPDATE runs SET heartbeat=? WHERE id=?").bind(1, now_text()).bind(2, run).run();
+    Statement(db_, "UPDATE runs SET heartbeat=? WHERE id=?")
+        .bind(1, utc_now_text())
+        .bind(2, run)
+        .run();
   });
 }
 

@@ -14,6 +14,7 @@
 
 #include "pipeline/hash.h"
 #include "stages/ingest.h"
+#include "stages/report.h"
 
 namespace pl {
 namespace {
@@ -336,40 +337,31 @@ std::string cloud_svg(const CloudFigure& f) {
       "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 {:.0f} {:.0f} {:.0f}\" "
       "width=\"{:.0f}\" height=\"{:.0f}\" font-family=\"sans-serif\" font-size=\"12\">\n",
       -top, kWidth, kHeight + top, kWidth, kHeight + top);
-  auto escape = [](const std::string& text) {
-    std::string out;
-    for (char ch : text) {
-      if (ch == '<')
-        out += "&lt;";
-      else if (ch == '>')
-        out += "&gt;";
-      else if (ch == '&')
-        out += "&amp;";
-      else
-        out += ch;
-    }
-    return out;
-  };
   svg += fmt::format("<text x=\"6\" y=\"{:.0f}\" font-weight=\"bold\">{}</text>\n", 14 - top,
-                     escape(f.title));
+                     html_escape(f.title));
   for (std::size_t i = 0; i < f.notes.size(); ++i) {
     svg += fmt::format("<text x=\"6\" y=\"{:.0f}\">{}</text>\n",
-                       14 - top + 18.0 * static_cast<double>(i + 1), escape(f.notes[i]));
+                       14 - top + 18.0 * static_cast<double>(i + 1), html_escape(f.notes[i]));
   }
   svg += fmt::format(
       "<rect x=\"{0}\" y=\"{0}\" width=\"{1:.0f}\" height=\"{2:.0f}\" fill=\"none\" "
       "stroke=\"#999\"/>\n",
       kMargin / 2, kWidth - kMargin, kHeight - kMargin);
   svg += fmt::format("<text x=\"{:.0f}\" y=\"{:.0f}\" text-anchor=\"middle\">{}</text>\n",
-                     kWidth / 2, kHeight - 6, escape(f.x_label));
+                     kWidth / 2, kHeight - 6, html_escape(f.x_label));
   svg += fmt::format(
       "<text x=\"12\" y=\"{:.0f}\" text-anchor=\"middle\" transform=\"rotate(-90 12 {:.0f})\">{}"
       "</text>\n",
-      kHeight / 2, kHeight / 2, escape(f.y_label));
-  svg += "<g fill=\"#9aa7b4\">\n";
-  for (const auto& p : f.points)
-    svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"1.6\"/>\n", sx(p[0]), sy(p[1]));
-  svg += "</g>\n";
+      kHeight / 2, kHeight / 2, html_escape(f.y_label));
+  auto dots = [&](const std::vector<std::array<double, 2>>& points, const char* colour,
+                  double radius) {
+    svg += fmt::format("<g fill=\"{}\">\n", colour);
+    for (const auto& p : points)
+      svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"{}\"/>\n", sx(p[0]), sy(p[1]),
+                         radius);
+    svg += "</g>\n";
+  };
+  dots(f.points, "#9aa7b4", 1.6);
   svg += fmt::format(
       "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#1f77b4\" "
       "stroke-width=\"2\" stroke-dasharray=\"6 4\"><title>PC1</title></line>\n",
@@ -379,10 +371,7 @@ std::string cloud_svg(const CloudFigure& f) {
     for (const auto& p : f.fitted) svg += fmt::format("{:.1f},{:.1f} ", sx(p[0]), sy(p[1]));
     svg += "\"><title>the net's curve</title></polyline>\n";
   } else {
-    svg += "<g fill=\"#d62728\">\n";
-    for (const auto& p : f.fitted)
-      svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"1.2\"/>\n", sx(p[0]), sy(p[1]));
-    svg += "</g>\n";
+    dots(f.fitted, "#d62728", 1.2);
   }
   svg += fmt::format(
       "<g font-size=\"11\"><line x1=\"{0:.0f}\" y1=\"{1:.0f}\" x2=\"{2:.0f}\" y2=\"{1:.0f}\" "

@@ -16,16 +16,8 @@
 #include "stages/image.h"
 
 namespace pl {
-namespace fs = std::filesystem;
-namespace {
 
-// Metrics shown in the table, in this order, when present.
-const std::vector<std::string> kTableMetrics = {
-    "copy.psnr",    "copy.pca_psnr", "copy.efficiency",   "copy.psnr_train", "modify.change",
-    "modify.pull",  "pca.angle",     "pca.fve",           "pca.fve_pc1",     "pca.fve_curve",
-    "pca.spearman", "train.loss",    "train.images_per_s"};
-
-std::string escape(const std::string& text) {
+std::string html_escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
@@ -47,6 +39,14 @@ std::string escape(const std::string& text) {
   }
   return out;
 }
+namespace fs = std::filesystem;
+namespace {
+
+// Metrics shown in the table, in this order, when present.
+const std::vector<std::string> kTableMetrics = {
+    "copy.psnr",    "copy.pca_psnr", "copy.efficiency",   "copy.psnr_train", "modify.change",
+    "modify.pull",  "pca.angle",     "pca.fve",           "pca.fve_pc1",     "pca.fve_curve",
+    "pca.spearman", "train.loss",    "train.images_per_s"};
 
 std::string csv_field(const std::string& text) {
   if (text.find_first_of(",\"\n") == std::string::npos) return text;
@@ -186,15 +186,15 @@ std::string pca_section(const std::vector<RunRow>& runs, const std::vector<std::
       "between its decoder's span and the top components; the ideal curve moves each point to "
       "the nearest point of the noiseless shape.</p>\n<div class=\"wide\"><table "
       "class=\"sortable\"><thead><tr><th>run</th>";
-  for (const std::string& key : varied) html += "<th>" + escape(key) + "</th>";
-  for (const auto& column : columns) html += "<th>" + escape(column.second) + "</th>";
+  for (const std::string& key : varied) html += "<th>" + html_escape(key) + "</th>";
+  for (const auto& column : columns) html += "<th>" + html_escape(column.second) + "</th>";
   html += "<th>note</th></tr></thead><tbody>\n";
   std::string figures;
   for (const RunRow& run : runs) {
     html += fmt::format("<tr><td><a href=\"#run-{0}\">{0}</a></td>", run.id);
     for (const std::string& key : varied) {
       auto found = run.params.find(key);
-      html += "<td>" + escape(found != run.params.end() ? found->second : "") + "</td>";
+      html += "<td>" + html_escape(found != run.params.end() ? found->second : "") + "</td>";
     }
     for (const auto& column : columns) {
       auto found = run.metrics.find(column.first);
@@ -207,7 +207,7 @@ std::string pca_section(const std::vector<RunRow>& runs, const std::vector<std::
     if (closed != run.metrics.end() && closed->second > 0) {
       note = "closed curve: a one-unit bottleneck must tear it; not a principal curve";
     }
-    html += "<td>" + escape(note) + "</td></tr>\n";
+    html += "<td>" + html_escape(note) + "</td></tr>\n";
     std::string svg = root + "/" + run.id + "/images/cloud.svg";
     if (fs::exists(svg)) figures += "<figure>" + read_file(svg) + "</figure>";
   }
@@ -291,9 +291,9 @@ std::string correlation_text(const SweepAnalysis& analysis) {
   for (const Metric& m : analysis.correlations) {
     std::string pair = m.name.substr(std::string("spearman.").size());
     std::size_t split = pair.find(".", pair.find('.') + 1);
-    html +=
-        fmt::format("<tr><td>{} vs {}</td><td>{:+.3f}</td><td>{}</td></tr>",
-                    escape(pair.substr(0, split)), escape(pair.substr(split + 1)), m.value, m.step);
+    html += fmt::format("<tr><td>{} vs {}</td><td>{:+.3f}</td><td>{}</td></tr>",
+                        html_escape(pair.substr(0, split)), html_escape(pair.substr(split + 1)),
+                        m.value, m.step);
   }
   return html + "</tbody></table>\n";
 }
@@ -307,8 +307,8 @@ std::string embedded_image(const std::string& path, const std::string& alt) {
     width = (uint8_t(png[16]) << 24) | (uint8_t(png[17]) << 16) | (uint8_t(png[18]) << 8) |
             uint8_t(png[19]);
   }
-  return fmt::format("<img alt=\"{}\" width=\"{}\" src=\"data:image/png;base64,{}\">", escape(alt),
-                     2 * width, base64(png));
+  return fmt::format("<img alt=\"{}\" width=\"{}\" src=\"data:image/png;base64,{}\">",
+                     html_escape(alt), 2 * width, base64(png));
 }
 
 std::string status_summary(const std::vector<RunRow>& runs) {
@@ -325,15 +325,15 @@ std::string table(const std::vector<RunRow>& runs, const std::vector<std::string
                   const std::vector<std::string>& metrics) {
   std::string html =
       "<div class=\"wide\"><table class=\"sortable\"><thead><tr><th>run</th><th>status</th>";
-  for (const std::string& key : varied) html += "<th>" + escape(key) + "</th>";
-  for (const std::string& key : metrics) html += "<th>" + escape(key) + "</th>";
+  for (const std::string& key : varied) html += "<th>" + html_escape(key) + "</th>";
+  for (const std::string& key : metrics) html += "<th>" + html_escape(key) + "</th>";
   html += "<th>seconds</th></tr></thead><tbody>\n";
   for (const RunRow& run : runs) {
     html += fmt::format("<tr><td><a href=\"#run-{0}\">{0}</a></td><td class=\"{1}\">{1}</td>",
                         run.id, run.status);
     for (const std::string& key : varied) {
       auto found = run.params.find(key);
-      html += "<td>" + escape(found != run.params.end() ? found->second : "") + "</td>";
+      html += "<td>" + html_escape(found != run.params.end() ? found->second : "") + "</td>";
     }
     for (const std::string& key : metrics) {
       auto found = run.metrics.find(key);
@@ -348,14 +348,14 @@ std::string table(const std::vector<RunRow>& runs, const std::vector<std::string
 
 std::string run_section(Store& store, const RunRow& run, const std::string& root) {
   std::string html = fmt::format("<section id=\"run-{0}\"><h3>{1} <small>{0}, {2}</small></h3>\n",
-                                 run.id, escape(run_label(run)), run.status);
-  if (!run.error.empty()) html += "<p class=\"error\">" + escape(run.error) + "</p>\n";
+                                 run.id, html_escape(run_label(run)), run.status);
+  if (!run.error.empty()) html += "<p class=\"error\">" + html_escape(run.error) + "</p>\n";
   std::string stages;
   for (const StageRow& s : store.stages(run.id)) {
     stages +=
         fmt::format("{}{} {} ({:.1f} s)", stages.empty() ? "" : "; ", s.stage, s.status, s.seconds);
   }
-  if (!stages.empty()) html += "<p>Stages: " + escape(stages) + "</p>\n";
+  if (!stages.empty()) html += "<p>Stages: " + html_escape(stages) + "</p>\n";
   std::string copy = embedded_image(root + "/" + run.id + "/images/copy.png", "copies");
   std::string modify = embedded_image(root + "/" + run.id + "/images/modify.png", "modifications");
   std::string user = embedded_image(root + "/" + run.id + "/images/user.png", "your pictures");
@@ -378,7 +378,7 @@ std::string run_section(Store& store, const RunRow& run, const std::string& root
     }
     html += "</div>\n";
   }
-  html += "<details><summary>config</summary><pre>" + escape(store.run_config(run.id)) +
+  html += "<details><summary>config</summary><pre>" + html_escape(store.run_config(run.id)) +
           "</pre></details></section>\n";
   return html;
 }
@@ -486,13 +486,13 @@ ReportFiles write_report(Store& store, const std::string& root, const std::strin
       "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{0}: pipeline "
       "report</title><style>{1}</style></head><body>\n<h1>Sweep {0}</h1>\n<p>{2}</p>\n"
       "<p>From <code>{3}</code>, {4} runs ({5}). Generated {6}.</p>\n",
-      escape(sweep), kStyle, escape(found->description), escape(found->file), runs.size(),
-      status_summary(runs), when);
+      html_escape(sweep), kStyle, html_escape(found->description), html_escape(found->file),
+      runs.size(), status_summary(runs), when);
   if (unfinished > 0) {
     html += fmt::format(
         "<p class=\"banner\">{} of {} runs are not done: this page shows the sweep as it stands. "
         "Run the experiment again to finish it, then <code>pipeline report {}</code>.</p>\n",
-        unfinished, runs.size(), escape(sweep));
+        unfinished, runs.size(), html_escape(sweep));
   }
   html += "<h2>Runs</h2>\n" + table(runs, varied_params(runs), metrics);
   html +=

@@ -17,6 +17,9 @@ struct ReportFiles {
 // unknown; a sweep with runs still pending or failed gives a page that says so.
 ReportFiles write_report(Store& store, const std::string& root, const std::string& sweep);
 
+// `text` with &, <, > and " written as HTML entities.
+std::string html_escape(const std::string& text);
+
 // The CSV of a sweep's runs: id, status, params, final metrics.
 std::string runs_csv(const std::vector<RunRow>& runs);
 

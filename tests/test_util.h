@@ -12,8 +12,10 @@ namespace pl::testing {
 class ScratchDir {
  public:
   ScratchDir() {
+    // mkdtemp replaces the six trailing X of its template.
     std::string pattern =
-        (std::filesystem::temp_directory_path() / "pipeline-test-XXXXXX").string();
+        (std::filesystem::temp_directory_path() / ("pipeline-test-" + std::string(6, 'X')))
+            .string();
     path_ = mkdtemp(pattern.data());
   }
   ~ScratchDir() {
