@@ -76,9 +76,9 @@ std::vector<std::string> Optimizer::state_names() const {
 }
 
 void Optimizer::zero_grad() {
-  for (torch::Tensor& p : params_) {
-    if (p.grad().defined()) p.mutable_grad().zero_();
-  }
+  // Dropped, not zeroed: backward then hands each parameter the gradient it
+  // computed, where a zeroed one costs a pass to clear and a pass to add into.
+  for (torch::Tensor& p : params_) p.mutable_grad().reset();
 }
 
 namespace {

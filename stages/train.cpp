@@ -8,6 +8,7 @@
 #include "pipeline/fault.h"
 #include "pipeline/hash.h"
 #include "pipeline/log.h"
+#include "stages/cpu_kernels.h"
 #include "stages/model.h"
 #include "stages/stages.h"
 
@@ -138,9 +139,16 @@ TrainOutcome train_stage(const StageContext& context) {
   TrainPosition position = resume(context, model, optimizer);
   position.data_key = context.cloud != nullptr ? context.cloud->key : context.data.key;
   torch::Tensor images = training_inputs(context.config, context.data, context.cloud).to(device);
-  info("model {} ({} parameters), {} threads, {} training {}",
+  info("model {} ({} parameters), {} thread{} ({}), {} training {}",
        context.config.architecture(images.size(1)), model->parameter_count(), threads,
-       images.size(0), context.cloud != nullptr ? "points" : "images");
+       threads == 1 ? "" : "s", cpu_kernels(), images.size(0),
+       context.cloud != nullptr ? "points" : "images");
+  static const bool hinted = [] {
+    std::string hint = cpu_kernels_hint();
+    if (!hint.empty()) info("{}", hint);
+    return true;
+  }();
+  (void)hinted;
 
   const int64_t count = images.size(0);
   const int64_t batches = (count + cfg.batch_size - 1) / cfg.batch_size;

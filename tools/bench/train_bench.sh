@@ -22,6 +22,8 @@ steps_for() {  # about five seconds a measurement on 2 cores
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+echo "OpenBLAS kernels: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset (OpenBLAS chooses)}"
+echo
 echo "| net | batch | threads | Python img/s | Python tuned img/s | pipeline img/s | ratio to best Python | pipeline GFLOP/s | matmul ceiling GFLOP/s | share of ceiling |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for net in $nets; do

@@ -1,0 +1,56 @@
+#include "stages/cpu_kernels.h"
+
+#include <dlfcn.h>
+#include <fmt/format.h>
+
+#include <cctype>
+#include <cstdlib>
+
+namespace pl {
+
+namespace {
+
+bool has_avx512() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+}
+
+// OpenBLAS's name for the kernels it chose, or "" when it is not loaded.
+std::string openblas_core() {
+  using CoreName = char* (*)();
+  // LibTorch loads it with the program; RTLD_NOLOAD finds it without loading it.
+  void* library = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_NOLOAD);
+  if (library == nullptr) return "";
+  auto corename = reinterpret_cast<CoreName>(dlsym(library, "openblas_get_corename"));
+  const char* name = corename != nullptr ? corename() : nullptr;
+  std::string core = name != nullptr ? name : "";
+  dlclose(library);  // drops the reference RTLD_NOLOAD took, not the library
+  return core;
+}
+
+bool avx512_core(std::string name) {
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name.find("skylakex") != std::string::npos ||
+         name.find("cooperlake") != std::string::npos ||
+         name.find("sapphirerapids") != std::string::npos;
+}
+
+}  // namespace
+
+std::string cpu_kernels() {
+  std::string core = openblas_core();
+  return core.empty() ? std::string("BLAS") : "OpenBLAS " + core;
+}
+
+std::string cpu_kernels_hint() {
+  const char* pinned = std::getenv("OPENBLAS_CORETYPE");
+  if (pinned == nullptr || !has_avx512()) return "";
+  std::string core = openblas_core();
+  if (core.empty() || avx512_core(core)) return "";
+  return fmt::format(
+      "OPENBLAS_CORETYPE={} keeps OpenBLAS on {} kernels although this CPU has AVX-512; "
+      "unset it to let OpenBLAS choose (matrix products about 1.5-2x faster)",
+      pinned, core);
+}
+
+}  // namespace pl
