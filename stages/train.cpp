@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cmath>
@@ -19,6 +20,15 @@ using Clock = std::chrono::steady_clock;
 
 // The order of an epoch's batches depends only on (seed, epoch), so a run
 // resumed at any epoch sees the same order as one left alone.
+// Pages this process has faulted in so far. A steady training step reuses
+// its memory, so an epoch that faults many pages means freed memory went
+// back to the kernel and came back: the allocator settings in main() failed.
+int64_t page_faults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_minflt + usage.ru_majflt);
+}
+
 std::vector<int64_t> epoch_order(int64_t count, int64_t seed, int64_t epoch) {
   std::mt19937_64 rng(static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ull +
                       static_cast<uint64_t>(epoch));
@@ -159,6 +169,7 @@ TrainOutcome train_stage(const StageContext& context) {
   auto last_epoch_line = Clock::now();
   for (int64_t epoch = first_epoch; epoch <= cfg.epochs; ++epoch) {
     std::vector<int64_t> order = epoch_order(count, cfg.seed, epoch);
+    int64_t faults_before = page_faults();
     auto start = Clock::now();
     auto last_draw = start;
     int64_t first_batch = position.next_batch;
@@ -214,10 +225,12 @@ TrainOutcome train_stage(const StageContext& context) {
     position.next_batch = 0;
     position.partial_loss = 0;
     clear_progress_line();
-    context.store.put_metrics(run, "train",
-                              {{"train.loss", epoch, epoch_loss},
-                               {"train.images_per_s", epoch, rate},
-                               {"train.epoch_seconds", epoch, seconds}});
+    context.store.put_metrics(
+        run, "train",
+        {{"train.loss", epoch, epoch_loss},
+         {"train.images_per_s", epoch, rate},
+         {"train.epoch_seconds", epoch, seconds},
+         {"train.page_faults", epoch, static_cast<double>(page_faults() - faults_before)}});
     // Short epochs (point clouds) log a line every few seconds, not each one.
     auto now = Clock::now();
     bool shown = epoch == first_epoch || epoch == cfg.epochs || seconds >= 0.5 ||

@@ -22,7 +22,7 @@ faults=(train-batch:5 checkpoint-write:1 checkpoint-swap:2 epoch-end:3 checkpoin
 
 metrics_of() {
   sqlite3 "$1/pipeline.db" "SELECT run, stage, name, step, printf('%.17g', value) FROM metrics
-    WHERE name NOT IN ('train.images_per_s', 'train.epoch_seconds', 'train.checkpoint_seconds')
+    WHERE name NOT IN ('train.images_per_s', 'train.epoch_seconds', 'train.checkpoint_seconds', 'train.page_faults')
     ORDER BY 1, 2, 3, 4"
 }
 

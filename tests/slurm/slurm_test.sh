@@ -78,7 +78,7 @@ wait_for() {
 
 metrics_of() {
   sqlite3 "$1/pipeline.db" "SELECT run, stage, name, step, printf('%.17g', value) FROM metrics
-    WHERE name NOT IN ('train.images_per_s', 'train.epoch_seconds', 'train.checkpoint_seconds')
+    WHERE name NOT IN ('train.images_per_s', 'train.epoch_seconds', 'train.checkpoint_seconds', 'train.page_faults')
     ORDER BY 1, 2, 3, 4"
 }
 attempts() { grep -c '"op": "attempt"' "$1" 2>/dev/null || true; }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <string>
 
 #include "stages/model.h"
@@ -58,7 +59,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   mallopt(M_MMAP_MAX, 0);  // as the pipeline program does
-  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
   std::string net = argv[1];
   int64_t batch = std::atoll(argv[2]);
   int threads = std::atoi(argv[3]);
