@@ -1,6 +1,7 @@
 #include "pipeline/runner.h"
 
 #include <fmt/format.h>
+#include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -259,6 +260,9 @@ class SweepRunner {
     const RunData& data = ingest(config);
     RunOutcome outcome =
         run_stages(config, data.images, data.cloud.get(), store_, root_, label, &g_stop);
+    // The heap is kept between training steps (main); between runs it goes
+    // back, so a sweep does not hold its largest net's memory to the end.
+    malloc_trim(0);
     if (outcome == RunOutcome::kInterrupted) throw Interrupted();
     return outcome == RunOutcome::kDone;
   }

@@ -11,20 +11,25 @@ namespace pl {
 namespace {
 
 bool has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#else
+  return false;
+#endif
 }
 
 // OpenBLAS's name for the kernels it chose, or "" when it is not loaded.
 std::string openblas_core() {
   using CoreName = char* (*)();
-  // LibTorch loads it with the program; RTLD_NOLOAD finds it without loading it.
+  // LibTorch loads it with the program: by its Debian name (RTLD_NOLOAD finds
+  // it without loading it), else under whatever name it was loaded.
   void* library = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_NOLOAD);
-  if (library == nullptr) return "";
-  auto corename = reinterpret_cast<CoreName>(dlsym(library, "openblas_get_corename"));
+  void* symbol = dlsym(library != nullptr ? library : RTLD_DEFAULT, "openblas_get_corename");
+  auto corename = reinterpret_cast<CoreName>(symbol);
   const char* name = corename != nullptr ? corename() : nullptr;
   std::string core = name != nullptr ? name : "";
-  dlclose(library);  // drops the reference RTLD_NOLOAD took, not the library
+  if (library != nullptr) dlclose(library);  // drops RTLD_NOLOAD's reference only
   return core;
 }
 

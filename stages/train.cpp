@@ -18,8 +18,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The order of an epoch's batches depends only on (seed, epoch), so a run
-// resumed at any epoch sees the same order as one left alone.
 // Pages this process has faulted in so far. A steady training step reuses
 // its memory, so an epoch that faults many pages means freed memory went
 // back to the kernel and came back: the allocator settings in main() failed.
@@ -29,6 +27,8 @@ int64_t page_faults() {
   return static_cast<int64_t>(usage.ru_minflt + usage.ru_majflt);
 }
 
+// The order of an epoch's batches depends only on (seed, epoch), so a run
+// resumed at any epoch sees the same order as one left alone.
 std::vector<int64_t> epoch_order(int64_t count, int64_t seed, int64_t epoch) {
   std::mt19937_64 rng(static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ull +
                       static_cast<uint64_t>(epoch));
