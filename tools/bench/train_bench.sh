@@ -15,6 +15,15 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # Debian's python3-torch lives under the system Python, whatever else is on PATH.
 python="${PYTHON:-/usr/bin/python3}"
 tuned="glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
+if ! "$python" -c "import torch" 2> /dev/null; then
+  echo "train_bench.sh: $python cannot import torch; install Debian's python3-torch" \
+    "(apt-get install python3-torch) or point PYTHON at a Python that has it" >&2
+  exit 2
+fi
+[ -x "$build/tools/bench/train_bench" ] || {
+  echo "train_bench.sh: $build/tools/bench/train_bench is missing; build the project first" >&2
+  exit 2
+}
 
 steps_for() {  # about five seconds a measurement on 2 cores
   case "$1" in S) echo 100 ;; W) echo 20 ;; *) echo 4 ;; esac
