@@ -30,14 +30,21 @@ const char* level_name(Level level) {
   return "?";
 }
 
-std::string timestamp() {
+// The time now in `format` (strftime), in UTC or local time.
+std::string now_text(const char* format, bool utc) {
   std::time_t now = std::time(nullptr);
   std::tm tm{};
-  localtime_r(&now, &tm);
+  if (utc) {
+    gmtime_r(&now, &tm);
+  } else {
+    localtime_r(&now, &tm);
+  }
   char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%H:%M:%S", &tm);
+  std::strftime(buffer, sizeof buffer, format, &tm);
   return buffer;
 }
+
+std::string timestamp() { return now_text("%H:%M:%S", false); }
 
 bool stderr_is_terminal() {
   static const bool tty = isatty(STDERR_FILENO) != 0;
@@ -46,14 +53,7 @@ bool stderr_is_terminal() {
 
 }  // namespace
 
-std::string utc_now_text() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
+std::string utc_now_text() { return now_text("%Y-%m-%dT%H:%M:%SZ", true); }
 
 void set_log_level(Level level) {
   std::lock_guard<std::mutex> lock(g_mutex);

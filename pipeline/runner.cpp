@@ -252,7 +252,7 @@ class SweepRunner {
            store_.stage_done(config.id(), "modify", keys.modify) &&
            // A checkpoint since deleted or damaged is trained again (its
            // checksum is compared in run_one, which reads the whole file).
-           checkpoint_problem(root_ + "/" + config.id() + "/checkpoint.h5", "").empty();
+           checkpoint_problem(checkpoint_path(root_ + "/" + config.id()), "").empty();
   }
 
   // Runs the stages of one point; false when the run failed.
@@ -314,7 +314,7 @@ RunOutcome run_stages(const RunConfig& config, const CifarData& data, const Clou
     set_log_file(dir + "/log.txt");
     info("{}: {} in {}", label, config.architecture(cloud != nullptr ? cloud->dim : 0), dir);
     StageContext context{config, data, recorder, dir, root + "/cache", stop, cloud};
-    StageKeys keys = stage_keys(config, cloud != nullptr ? cloud->key : data.key);
+    StageKeys keys = stage_keys(config, context.data_key());
     // A finished training whose checkpoint is gone, or is not the file it
     // wrote, trains again (to the same weights) rather than failing every
     // later stage; train_stage sets the damaged file aside.
@@ -340,10 +340,6 @@ RunOutcome run_stages(const RunConfig& config, const CifarData& data, const Clou
     });
     run_stage(recorder, config, "modify", keys.modify, [&] {
       recorder.clear_metrics(config.id(), "modify");
-      if (cloud != nullptr) {
-        info("modify: nothing to modify in a point cloud");
-        return;
-      }
       modify_stage(context);
     });
     recorder.mark_finished(config.id(), "done", "");
@@ -393,7 +389,7 @@ int modify_command(const ModifyOptions& options) {
     }
     Tile picture = load_picture(options.image, parse_fit(options.fit));
     std::vector<std::vector<Tile>> steps =
-        iterate_pictures(config, root + "/" + ids[0] + "/checkpoint.h5", {picture}, options.steps);
+        iterate_pictures(config, checkpoint_path(root + "/" + ids[0]), {picture}, options.steps);
     std::vector<Tile> strip;
     for (const auto& step : steps) strip.push_back(step[0]);
     write_grid_png(options.out, strip, static_cast<int>(strip.size()), 4);

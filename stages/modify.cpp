@@ -70,6 +70,10 @@ std::vector<std::vector<Tile>> iterate_pictures(const RunConfig& config,
 }
 
 void modify_stage(const StageContext& context) {
+  if (context.cloud != nullptr) {
+    info("modify: nothing to modify in a point cloud");
+    return;
+  }
   use_threads(context.config.train().threads);
   const ModifyConfig cfg = context.config.modify();
   Autoencoder model = load_trained(checkpoint_path(context), context.config.model());

@@ -27,6 +27,9 @@ struct StageContext {
   std::string cache_dir;                    // shared by runs (PCA bases)
   const std::atomic<bool>* stop = nullptr;  // set when the user asks to stop
   const Cloud* cloud = nullptr;             // the points, when the data is a point cloud
+
+  // The key of the data the run trains on: the cloud's, else the images'.
+  const std::string& data_key() const { return cloud != nullptr ? cloud->key : data.key; }
 };
 
 // The training loss became NaN or infinite; the run fails with this reason.
@@ -63,7 +66,12 @@ void record_image(const StageContext& context, const std::string& path, const st
 // `pipeline run --jobs N` sets it to cores / N in each of its processes.
 void set_thread_limit(int threads);
 
-// Path of the run's checkpoint.
-std::string checkpoint_path(const StageContext& context);
+// Path of the checkpoint in a run folder.
+inline std::string checkpoint_path(const std::string& run_dir) {
+  return run_dir + "/checkpoint.h5";
+}
+inline std::string checkpoint_path(const StageContext& context) {
+  return checkpoint_path(context.run_dir);
+}
 
 }  // namespace pl

@@ -77,8 +77,7 @@ TrainPosition resume(const StageContext& context, Autoencoder& model, Optimizer&
     }
     try {
       TrainPosition position = load_checkpoint(path, model, &optimizer);
-      std::string data_key = context.cloud != nullptr ? context.cloud->key : context.data.key;
-      if (!position.data_key.empty() && position.data_key != data_key) {
+      if (!position.data_key.empty() && position.data_key != context.data_key()) {
         set_aside(path, "it was trained on other data (the data changed since); training again");
         continue;
       }
@@ -128,10 +127,6 @@ double write_checkpoint(const StageContext& context, Autoencoder& model, Optimiz
 
 }  // namespace
 
-std::string checkpoint_path(const StageContext& context) {
-  return context.run_dir + "/checkpoint.h5";
-}
-
 TrainOutcome train_stage(const StageContext& context) {
   const TrainConfig cfg = context.config.train();
   const std::string& run = context.config.id();
@@ -147,7 +142,7 @@ TrainOutcome train_stage(const StageContext& context) {
   model->to(device);
   Optimizer optimizer(model->parameters(), cfg);
   TrainPosition position = resume(context, model, optimizer);
-  position.data_key = context.cloud != nullptr ? context.cloud->key : context.data.key;
+  position.data_key = context.data_key();
   torch::Tensor images = training_inputs(context.config, context.data, context.cloud).to(device);
   info("model {} ({} parameters), {} thread{} ({}), {} training {}",
        context.config.architecture(images.size(1)), model->parameter_count(), threads,

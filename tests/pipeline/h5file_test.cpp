@@ -14,6 +14,13 @@
 namespace pl {
 namespace {
 
+// Writes and commits a file holding one dataset "a" of `values`.
+void write_committed(const std::string& path, const std::vector<float>& values) {
+  H5Writer out(path);
+  out.put("a", {static_cast<int64_t>(values.size())}, values.data());
+  out.commit();
+}
+
 TEST_CASE("datasets and attributes read back as written") {
   testing::ScratchDir dir;
   std::vector<float> weights = {1.5f, -2.0f, 3.25f, 0.0f, 5.0f, -6.5f};
@@ -42,11 +49,7 @@ TEST_CASE("datasets and attributes read back as written") {
 TEST_CASE("an uncommitted writer leaves no file and keeps the old one") {
   testing::ScratchDir dir;
   std::vector<float> one = {1.0f};
-  {
-    H5Writer out(dir / "c.h5");
-    out.put("a", {1}, one.data());
-    out.commit();
-  }
+  write_committed(dir / "c.h5", one);
   {
     H5Writer out(dir / "c.h5");
     std::vector<float> two = {2.0f};
@@ -62,11 +65,7 @@ TEST_CASE("an uncommitted writer leaves no file and keeps the old one") {
 TEST_CASE("a write that hits a file-size limit is a clear error, and the process exits cleanly") {
   testing::ScratchDir dir;
   std::vector<float> one = {1.0f};
-  {
-    H5Writer out(dir / "full.h5");
-    out.put("a", {1}, one.data());
-    out.commit();
-  }
+  write_committed(dir / "full.h5", one);
   pid_t child = fork();
   REQUIRE(child >= 0);
   if (child == 0) {
